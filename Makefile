@@ -1,0 +1,45 @@
+# The two commands of the README are `make run` and `make test`; everything else is a step of them.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: venv lint test test-fast kafka-up kafka-down kafka-status run bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: venv
+	$(VENV)/bin/ruff check streams tests
+	$(VENV)/bin/ruff format --check streams tests
+	$(VENV)/bin/mypy streams
+
+# The session fixture starts the test broker (KAFKA_TEST_PORT, default 19092) and stops it.
+test: lint
+	$(PY) -m pytest
+
+test-fast: venv
+	$(PY) -m pytest tests/unit
+
+kafka-up: venv
+	$(PY) -m streams kafka up
+
+kafka-down: venv
+	$(PY) -m streams kafka down
+
+kafka-status: venv
+	$(PY) -m streams kafka status
+
+run: kafka-up
+	$(PY) -m streams run
+
+bench: venv
+	$(PY) -m streams.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,47 @@
+"""The `referral-rewards` command line: one wiring point for every subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from streams.kafka import broker
+
+
+def _kafka(args: argparse.Namespace) -> int:
+    cfg = broker.BrokerConfig.from_env(args.port)
+    try:
+        if args.action == "up":
+            bootstrap, started = broker.up(cfg, fresh=args.fresh)
+            print(bootstrap if started else f"{bootstrap} (already running)")
+        elif args.action == "down":
+            print("stopped" if broker.down(cfg) else "not running")
+        elif args.action == "fetch":
+            print(broker.fetch_jars())
+        else:
+            print(broker.status(cfg))
+    except broker.BrokerError as exc:
+        print(f"referral-rewards kafka {args.action}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="referral-rewards", description="Referral reward engine on Apache Kafka."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    kafka = commands.add_parser("kafka", help="the project's own local Kafka broker")
+    kafka.add_argument("action", choices=["up", "down", "status", "fetch"])
+    kafka.add_argument("--port", type=int, default=None, help="default $KAFKA_PORT or 9092")
+    kafka.add_argument("--fresh", action="store_true", help="wipe the broker's data first")
+    kafka.set_defaults(handler=_kafka)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = args.handler
+    return int(handler(args))

@@ -1,0 +1,1 @@
+"""Kafka plumbing: the project's own local broker and helpers shared by the shell."""
