@@ -27,6 +27,28 @@ def _kafka(args: argparse.Namespace) -> int:
     return 0
 
 
+def _schemas(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streams.contracts.compat import check_registry
+    from streams.contracts.registry import SchemaRegistry, default_schema_dir
+
+    root = Path(args.dir) if args.dir else default_schema_dir()
+    try:
+        registry = SchemaRegistry(root)
+    except (OSError, ValueError) as exc:
+        print(f"referral-rewards schemas check: {exc}", file=sys.stderr)
+        return 2
+    problems = check_registry(registry)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return 1
+    versions = sum(len(registry.versions(t)) for t in registry.topics)
+    print(f"{len(registry.topics)} topics, {versions} schema versions: BACKWARD_TRANSITIVE ok")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="referral-rewards", description="Referral reward engine on Apache Kafka."
@@ -38,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.add_argument("--port", type=int, default=None, help="default $KAFKA_PORT or 9092")
     kafka.add_argument("--fresh", action="store_true", help="wipe the broker's data first")
     kafka.set_defaults(handler=_kafka)
+
+    schemas = commands.add_parser("schemas", help="the Avro contracts in schemas/")
+    schemas.add_argument("action", choices=["check"])
+    schemas.add_argument("--dir", default=None, help="schema folder (default: the project's)")
+    schemas.set_defaults(handler=_schemas)
     return parser
 
 

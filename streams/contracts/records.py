@@ -1,0 +1,251 @@
+"""Typed records of every topic, as the rules core and the shell see them.
+
+Times are integer milliseconds since the epoch, UTC (Avro timestamp-millis); money is integer
+cents. `to_avro`/`from_avro` convert to and from the plain dicts fastavro reads and writes.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Any, ClassVar, TypeVar, get_args, get_origin, get_type_hints
+
+
+class ReferrerKind(enum.StrEnum):
+    CLIENT = "CLIENT"
+    INDIVIDUAL = "INDIVIDUAL"
+    RESELLER = "RESELLER"
+    DISTRIBUTOR = "DISTRIBUTOR"
+    PARTNER = "PARTNER"
+
+
+class RewardKind(enum.StrEnum):
+    INVOICE_REDUCTION = "INVOICE_REDUCTION"
+    GIFT_VOUCHER = "GIFT_VOUCHER"
+
+
+class DecisionStatus(enum.StrEnum):
+    ACCEPTED = "ACCEPTED"
+    QUALIFIED = "QUALIFIED"
+    EARNED = "EARNED"
+    GRANTED = "GRANTED"
+    REJECTED = "REJECTED"
+
+
+class RejectionReason(enum.StrEnum):
+    DUPLICATE_LEAD = "duplicate_lead"
+    PROGRAM_NOT_STARTED = "program_not_started"
+    PROGRAM_ENDED = "program_ended"
+    REFERRER_EXCLUDED = "referrer_excluded"
+    TERMS_NOT_ACCEPTED = "terms_not_accepted"
+    REFEREE_ALREADY_KNOWN = "referee_already_known"
+    SAME_ORGANIZATION = "same_organization"
+    REFUSED_BY_RINGOVER = "refused_by_ringover"
+    COMMITMENT_TOO_SHORT = "commitment_too_short"
+    REFERRER_CAP_REACHED = "referrer_cap_reached"
+
+
+@dataclass(frozen=True, slots=True)
+class Referrer:
+    referrer_id: str
+    kind: ReferrerKind
+    email: str
+    reward_preference: RewardKind
+    organization_id: str | None = None
+    account_id: str | None = None
+    terms_accepted_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Referee:
+    email: str
+    known_to_ringover: bool
+    organization_id: str | None = None
+    company_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeadSubmitted:
+    topic: ClassVar[str] = "lead-submitted"
+    event_id: str
+    occurred_at: int
+    lead_id: str
+    referrer: Referrer
+    referee: Referee
+
+    @property
+    def key(self) -> str:
+        return self.lead_id
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSigned:
+    topic: ClassVar[str] = "client-signed"
+    event_id: str
+    occurred_at: int
+    lead_id: str
+    account_id: str
+    commitment_months: int
+
+    @property
+    def key(self) -> str:
+        return self.lead_id
+
+
+@dataclass(frozen=True, slots=True)
+class InvoicePaid:
+    topic: ClassVar[str] = "invoice-paid"
+    event_id: str
+    occurred_at: int
+    account_id: str
+    invoice_id: str
+    invoice_sequence: int
+    amount_cents: int
+    currency: str
+
+    @property
+    def key(self) -> str:
+        return self.account_id
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralRefused:
+    topic: ClassVar[str] = "referral-refused"
+    event_id: str
+    occurred_at: int
+    lead_id: str
+    note: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.lead_id
+
+
+@dataclass(frozen=True, slots=True)
+class RewardGranted:
+    topic: ClassVar[str] = "reward-granted"
+    reward_id: str
+    referrer_id: str
+    lead_id: str
+    referee_account_id: str
+    amount_cents: int
+    currency: str
+    kind: RewardKind
+    voucher_email: str | None
+    referrer_account_id: str | None
+    terms_version: str
+    first_invoice_id: str
+    first_invoice_paid_at: int
+    granted_at: int
+    due_by: int
+    source_event_ids: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        return self.referrer_id
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralDecision:
+    topic: ClassVar[str] = "referral-decisions"
+    lead_id: str
+    referrer_id: str
+    status: DecisionStatus
+    reason: RejectionReason | None
+    decided_at: int
+    terms_version: str | None
+    cause_event_id: str | None
+
+    @property
+    def key(self) -> str:
+        return self.lead_id
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    topic: ClassVar[str] = "referral-dead-letters"
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    key: bytes | None
+    value: bytes | None
+    error_class: str
+    error_message: str
+    dead_lettered_at: int
+
+
+InputEvent = LeadSubmitted | ClientSigned | InvoicePaid | ReferralRefused
+OutputRecord = RewardGranted | ReferralDecision
+Record = InputEvent | OutputRecord | DeadLetter
+
+RECORD_TYPES: dict[str, type[Any]] = {
+    cls.topic: cls
+    for cls in (
+        LeadSubmitted,
+        ClientSigned,
+        InvoicePaid,
+        ReferralRefused,
+        RewardGranted,
+        ReferralDecision,
+        DeadLetter,
+    )
+}
+INPUT_TOPICS = ("lead-submitted", "client-signed", "invoice-paid", "referral-refused")
+OUTPUT_TOPICS = ("reward-granted", "referral-decisions")
+DEAD_LETTER_TOPIC = "referral-dead-letters"
+
+T = TypeVar("T")
+
+
+# A plan per class, computed once: (field name, converter from the Avro value or None).
+_Plan = list[tuple[str, Any]]
+_PLANS: dict[type[Any], _Plan] = {}
+
+
+def _converter(hint: Any) -> Any:
+    if is_dataclass(hint):
+        return lambda value: from_avro(hint, value)  # type: ignore[arg-type]
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint
+    if get_origin(hint) is tuple:
+        return tuple
+    args = [a for a in get_args(hint) if a is not type(None)]
+    if args and len(args) == 1 and get_origin(hint) is not None:
+        inner = _converter(args[0])
+        if inner is None:
+            return None
+        return lambda value: None if value is None else inner(value)
+    return None
+
+
+def _plan(cls: type[Any]) -> _Plan:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        hints = get_type_hints(cls)
+        plan = [(f.name, _converter(hints[f.name])) for f in fields(cls)]
+        _PLANS[cls] = plan
+    return plan
+
+
+def from_avro(cls: type[T], datum: dict[str, Any]) -> T:
+    """Build a typed record from the dict fastavro (or the JSONL reader) produced."""
+    kwargs = {}
+    for name, convert in _plan(cls):
+        value = datum.get(name)
+        kwargs[name] = convert(value) if convert is not None and value is not None else value
+    return cls(**kwargs)
+
+
+def to_avro(record: Any) -> dict[str, Any]:
+    """The plain dict of a typed record, as fastavro writes it (enums as symbols)."""
+    out: dict[str, Any] = {}
+    for name, _ in _plan(type(record)):
+        value = getattr(record, name)
+        if is_dataclass(value):
+            value = to_avro(value)
+        elif isinstance(value, enum.Enum):
+            value = value.value
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[name] = value
+    return out
