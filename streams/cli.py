@@ -49,6 +49,34 @@ def _schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streams.contracts import JsonlCodec, JsonlError, parse_time
+    from streams.replay import input_events, replay
+    from streams.rules.terms import TermsError, load_terms
+
+    try:
+        programme = load_terms(Path(args.terms) if args.terms else None)
+        as_of = parse_time(args.as_of) if args.as_of else None
+    except (TermsError, ValueError) as exc:
+        print(f"referral-rewards replay: {exc}", file=sys.stderr)
+        return 2
+    events_path = Path(args.events)
+    if not events_path.is_file():
+        print(f"referral-rewards replay: no events file {events_path}", file=sys.stderr)
+        return 2
+    try:
+        summary = replay(
+            input_events(JsonlCodec().read_file(events_path)), programme, Path(args.out), as_of
+        )
+    except JsonlError as exc:
+        print(f"referral-rewards replay: {events_path}: {exc}", file=sys.stderr)
+        return 2
+    print(summary.line())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="referral-rewards", description="Referral reward engine on Apache Kafka."
@@ -65,6 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
     schemas.add_argument("action", choices=["check"])
     schemas.add_argument("--dir", default=None, help="schema folder (default: the project's)")
     schemas.set_defaults(handler=_schemas)
+
+    replay = commands.add_parser(
+        "replay", help="run the rules over a JSONL log and write the outputs as JSONL"
+    )
+    replay.add_argument("--events", required=True, help="input events, one JSONL record a line")
+    replay.add_argument("--terms", default=None, help="terms TOML (default: the shipped terms)")
+    replay.add_argument(
+        "--as-of", default=None, help="advance the clock to this ISO-8601 UTC time at the end"
+    )
+    replay.add_argument("--out", required=True, help="folder for the two output files")
+    replay.set_defaults(handler=_replay)
     return parser
 
 

@@ -7,8 +7,10 @@ cents. `to_avro`/`from_avro` convert to and from the plain dicts fastavro reads 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, fields, is_dataclass
-from typing import Any, ClassVar, TypeVar, get_args, get_origin, get_type_hints
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from streams.plain import from_plain, to_plain
 
 
 class ReferrerKind(enum.StrEnum):
@@ -197,55 +199,12 @@ DEAD_LETTER_TOPIC = "referral-dead-letters"
 T = TypeVar("T")
 
 
-# A plan per class, computed once: (field name, converter from the Avro value or None).
-_Plan = list[tuple[str, Any]]
-_PLANS: dict[type[Any], _Plan] = {}
-
-
-def _converter(hint: Any) -> Any:
-    if is_dataclass(hint):
-        return lambda value: from_avro(hint, value)  # type: ignore[arg-type]
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return hint
-    if get_origin(hint) is tuple:
-        return tuple
-    args = [a for a in get_args(hint) if a is not type(None)]
-    if args and len(args) == 1 and get_origin(hint) is not None:
-        inner = _converter(args[0])
-        if inner is None:
-            return None
-        return lambda value: None if value is None else inner(value)
-    return None
-
-
-def _plan(cls: type[Any]) -> _Plan:
-    plan = _PLANS.get(cls)
-    if plan is None:
-        hints = get_type_hints(cls)
-        plan = [(f.name, _converter(hints[f.name])) for f in fields(cls)]
-        _PLANS[cls] = plan
-    return plan
-
-
 def from_avro(cls: type[T], datum: dict[str, Any]) -> T:
     """Build a typed record from the dict fastavro (or the JSONL reader) produced."""
-    kwargs = {}
-    for name, convert in _plan(cls):
-        value = datum.get(name)
-        kwargs[name] = convert(value) if convert is not None and value is not None else value
-    return cls(**kwargs)
+    return from_plain(cls, datum)
 
 
 def to_avro(record: Any) -> dict[str, Any]:
     """The plain dict of a typed record, as fastavro writes it (enums as symbols)."""
-    out: dict[str, Any] = {}
-    for name, _ in _plan(type(record)):
-        value = getattr(record, name)
-        if is_dataclass(value):
-            value = to_avro(value)
-        elif isinstance(value, enum.Enum):
-            value = value.value
-        elif isinstance(value, tuple):
-            value = list(value)
-        out[name] = value
-    return out
+    result: dict[str, Any] = to_plain(record)
+    return result

@@ -1,0 +1,71 @@
+"""Plain-data conversion of frozen dataclasses: dicts of str, int, bool, None, lists.
+
+Records (to and from Avro/JSON) and the core's state (to and from a changelog) both go through
+here, so every shape is converted one way. A conversion plan is computed once per class.
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import fields, is_dataclass
+from typing import Any, TypeVar, get_args, get_origin, get_type_hints
+
+T = TypeVar("T")
+_Convert = Callable[[Any], Any] | None
+_FROM: dict[type[Any], list[tuple[str, _Convert]]] = {}
+
+
+def _from_converter(hint: Any) -> _Convert:
+    origin = get_origin(hint)
+    if is_dataclass(hint):
+        cls = typing.cast(type[Any], hint)
+        return lambda value: from_plain(cls, value)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint
+    if origin in (tuple, frozenset):
+        collection = typing.cast(Callable[[Any], Any], origin)
+        inner = _from_converter(get_args(hint)[0])
+        if inner is None:
+            return collection
+        each = inner
+        return lambda v: collection(each(x) for x in v)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in get_args(hint) if a is not type(None)]
+        if len(args) == 1:
+            return _from_converter(args[0])
+    return None
+
+
+def _plan(cls: type[Any]) -> list[tuple[str, _Convert]]:
+    plan = _FROM.get(cls)
+    if plan is None:
+        hints = get_type_hints(cls)
+        plan = [(f.name, _from_converter(hints[f.name])) for f in fields(cls) if f.init]
+        _FROM[cls] = plan
+    return plan
+
+
+def from_plain(cls: type[T], data: dict[str, Any]) -> T:
+    """Build `cls` from plain data; absent keys take the dataclass default."""
+    kwargs: dict[str, Any] = {}
+    for name, convert in _plan(cls):
+        if name in data:
+            value = data[name]
+            kwargs[name] = convert(value) if convert is not None and value is not None else value
+    return cls(**kwargs)
+
+
+def to_plain(value: Any) -> Any:
+    """Plain data of a dataclass (recursively); enums become their values, sets sorted lists."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {name: to_plain(getattr(value, name)) for name, _ in _plan(type(value))}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [to_plain(v) for v in value]
+    if isinstance(value, frozenset | set):
+        return sorted(to_plain(v) for v in value)
+    return value

@@ -1,0 +1,57 @@
+"""The account step (key account_id): joins billing's invoices to the lead that signed (R6).
+
+A first invoice paid before the signature is known waits here; the signature's AccountOpened
+releases it. Later invoices trigger nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from streams.contracts.records import InvoicePaid
+from streams.rules.model import (
+    AccountMessage,
+    AccountOpened,
+    AccountState,
+    Emit,
+    FirstInvoice,
+    FirstInvoicePaid,
+    Route,
+    Send,
+)
+
+
+def account_step(
+    state: AccountState | None, message: AccountMessage
+) -> tuple[AccountState, list[Emit]]:
+    """Apply one message to an account; forwards the first invoice once the lead is known."""
+    account = state if state is not None else AccountState(account_id=message.account_id)
+    if isinstance(message, InvoicePaid):
+        if message.invoice_sequence != 1 or account.first_invoice is not None:
+            return account, []  # a later invoice, a second "first" one, or a redelivery
+        invoice = FirstInvoice(
+            event_id=message.event_id,
+            occurred_at=message.occurred_at,
+            invoice_id=message.invoice_id,
+            account_id=message.account_id,
+        )
+        account = replace(account, first_invoice=invoice)
+    elif isinstance(message, AccountOpened):
+        if account.lead_id is not None:
+            # One account, one lead: a later claim by another lead is ignored, and a
+            # redelivered claim by the same lead has already been answered.
+            return account, []
+        account = replace(account, lead_id=message.lead_id)
+    else:
+        raise TypeError(f"not an account message: {type(message).__name__}")
+    if account.lead_id is None or account.first_invoice is None:
+        return account, []
+    invoice = account.first_invoice
+    forward = FirstInvoicePaid(
+        lead_id=account.lead_id,
+        account_id=account.account_id,
+        invoice_id=invoice.invoice_id,
+        paid_at=invoice.occurred_at,
+        event_id=invoice.event_id,
+    )
+    return account, [Send(Route.LEAD, account.lead_id, forward)]

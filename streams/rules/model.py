@@ -1,0 +1,236 @@
+"""State and messages of the core, split by the key each piece lives under.
+
+| state          | key                  | why there                                              |
+| -------------- | -------------------- | ------------------------------------------------------ |
+| LeadState      | lead_id              | lead-submitted, client-signed, referral-refused are    |
+|                |                      | keyed by lead; the lead's story and its timers (hold,  |
+|                |                      | programme end) live with it                            |
+| AccountState   | account_id           | invoice-paid is keyed by account; maps the account to  |
+|                |                      | its lead and keeps a first invoice paid before the     |
+|                |                      | signature is known (R6)                                |
+| RefereeState   | referee identity     | "first submission to arrive wins" (R2) needs one       |
+|                |                      | writer per identity                                    |
+| ReferrerState  | referrer_id          | caps (R8): one writer per referrer, so two leads that  |
+|                |                      | become due together are decided one after the other    |
+|                |                      | and can never both pass a cap only one fits under      |
+
+Steps talk through messages sent to a key (`Send`); in one process the engine delivers them
+in order, live they travel through repartition topics. Every state value is small, immutable,
+versioned (`VERSION`) and serialisable with `streams.plain`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import ClassVar
+
+from streams.contracts.records import (
+    ClientSigned,
+    InvoicePaid,
+    LeadSubmitted,
+    ReferralDecision,
+    ReferralRefused,
+    RewardGranted,
+    RewardKind,
+)
+
+
+class LeadStatus(enum.StrEnum):
+    PENDING = "PENDING"  # facts arrived before the submission itself
+    CHECKING = "CHECKING"  # submitted; waiting for the referee check (R2)
+    ACCEPTED = "ACCEPTED"
+    QUALIFIED = "QUALIFIED"
+    EARNED = "EARNED"  # first invoice paid; the hold runs
+    DUE = "DUE"  # hold over: the grant is with the referrer's caps (R8)
+    GRANTED = "GRANTED"
+    REJECTED = "REJECTED"
+
+
+OPEN = frozenset({LeadStatus.ACCEPTED, LeadStatus.QUALIFIED, LeadStatus.EARNED})
+CLOSED = frozenset({LeadStatus.DUE, LeadStatus.GRANTED, LeadStatus.REJECTED})
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """What the lead's story needs of its lead-submitted event; no e-mail but the voucher's."""
+
+    event_id: str
+    occurred_at: int
+    referrer_id: str
+    terms_version: str | None
+    reward_kind: RewardKind
+    referrer_account_id: str | None
+    voucher_email: str | None  # R9 delivery only; cleared when the lead is rejected (R14)
+    same_organization: bool  # R3, judged at submission
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    event_id: str
+    occurred_at: int
+    account_id: str
+    commitment_months: int
+
+
+@dataclass(frozen=True, slots=True)
+class FirstInvoice:
+    event_id: str
+    occurred_at: int
+    invoice_id: str
+    account_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    event_id: str
+    occurred_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeadState:
+    VERSION: ClassVar[int] = 1
+    lead_id: str
+    status: LeadStatus = LeadStatus.PENDING
+    submission: Submission | None = None
+    signature: Signature | None = None
+    invoice: FirstInvoice | None = None
+    refusal: Refusal | None = None
+    due_at: int | None = None
+    seen: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    VERSION: ClassVar[int] = 1
+    account_id: str
+    lead_id: str | None = None
+    first_invoice: FirstInvoice | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefereeState:
+    VERSION: ClassVar[int] = 1
+    identity: str
+    first_lead_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReferrerState:
+    VERSION: ClassVar[int] = 1
+    referrer_id: str
+    granted_count: int = 0
+    granted_cents: int = 0
+    granted: frozenset[str] = frozenset()  # lead ids: a redelivered request is not counted twice
+    refused: frozenset[str] = frozenset()  # lead ids rejected at the cap
+
+
+# -- messages between steps ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RefereeClaim:
+    """Lead -> referee identity: this lead claims the referee (R2)."""
+
+    identity: str
+    lead_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefereeChecked:
+    """Referee identity -> lead: whether the lead was the first to claim it."""
+
+    lead_id: str
+    first: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AccountOpened:
+    """Lead -> account: the account signed for this lead (from client-signed)."""
+
+    account_id: str
+    lead_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FirstInvoicePaid:
+    """Account -> lead: the account's first invoice is paid (R6)."""
+
+    lead_id: str
+    account_id: str
+    invoice_id: str
+    paid_at: int
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class GrantRequested:
+    """Lead -> referrer: the hold is over; grant unless a cap forbids it (R8)."""
+
+    referrer_id: str
+    lead_id: str
+    referee_account_id: str
+    amount_cents: int
+    currency: str
+    kind: RewardKind
+    voucher_email: str | None
+    referrer_account_id: str | None
+    terms_version: str
+    max_rewards: int
+    max_total_cents: int
+    first_invoice_id: str
+    first_invoice_paid_at: int
+    granted_at: int
+    due_by: int
+    source_event_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GrantSettled:
+    """Referrer -> lead: the grant's outcome, so the lead's state tells its story."""
+
+    lead_id: str
+    granted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    """The lead shard's clock reached `at`, a time the lead asked to be woken at."""
+
+    lead_id: str
+    at: int
+
+
+LeadMessage = (
+    LeadSubmitted
+    | ClientSigned
+    | ReferralRefused
+    | RefereeChecked
+    | FirstInvoicePaid
+    | GrantSettled
+    | TimerFired
+)
+AccountMessage = InvoicePaid | AccountOpened
+RefereeMessage = RefereeClaim
+ReferrerMessage = GrantRequested
+Message = LeadMessage | AccountMessage | RefereeMessage | ReferrerMessage
+
+
+class Route(enum.StrEnum):
+    """Which state a message is for; each is partitioned by its own key."""
+
+    LEAD = "lead"
+    ACCOUNT = "account"
+    REFEREE = "referee"
+    REFERRER = "referrer"
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    route: Route
+    key: str
+    message: Message
+
+
+Output = RewardGranted | ReferralDecision
+Emit = Output | Send
