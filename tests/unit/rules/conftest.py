@@ -1,0 +1,81 @@
+"""Helpers for rule tests: terms with overrides, and a one-call run of the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from streams.contracts import InputEvent, ReferralDecision, RewardGranted
+from streams.rules import Engine, Programme, parse_terms
+
+BASE_TERMS = """
+[program]
+starts_at = 2021-06-21T00:00:00Z
+{ends_at}
+
+[[terms]]
+version = "2021-06-21"
+effective_from = 2021-06-21T00:00:00Z
+reward_amount_cents = {amount}
+currency = "EUR"
+max_rewards = {max_rewards}
+max_total_cents = {max_total}
+min_commitment_months = 12
+payout_window = "P30D"
+hold = "{hold}"
+{extra}
+"""
+
+
+def terms(
+    *,
+    ends_at: str | None = None,
+    amount: int = 5000,
+    max_rewards: int = 50,
+    max_total: int = 250000,
+    hold: str = "P14D",
+    extra: str = "",
+) -> Programme:
+    return parse_terms(
+        BASE_TERMS.format(
+            ends_at=f"ends_at = {ends_at}" if ends_at else "",
+            amount=amount,
+            max_rewards=max_rewards,
+            max_total=max_total,
+            hold=hold,
+            extra=extra,
+        )
+    )
+
+
+@dataclass
+class Run:
+    engine: Engine
+    outputs: list[ReferralDecision | RewardGranted]
+    decisions: list[ReferralDecision]
+    rewards: list[RewardGranted]
+
+    def story(self, lead_id: str) -> list[str]:
+        """The lead's decisions as STATUS or STATUS:reason, in order."""
+        return [
+            f"{d.status.value}:{d.reason.value}" if d.reason else d.status.value
+            for d in self.decisions
+            if d.lead_id == lead_id
+        ]
+
+    def reward(self, lead_id: str) -> RewardGranted:
+        (found,) = [r for r in self.rewards if r.lead_id == lead_id]
+        return found
+
+
+def run(
+    events: Iterable[InputEvent], *, as_of: int | None = None, programme: Programme | None = None
+) -> Run:
+    engine = Engine(programme or terms())
+    outputs = engine.run(events, as_of=as_of)
+    return Run(
+        engine,
+        outputs,
+        [o for o in outputs if isinstance(o, ReferralDecision)],
+        [o for o in outputs if isinstance(o, RewardGranted)],
+    )
