@@ -1,4 +1,5 @@
-"""Plain-data conversion of frozen dataclasses: dicts of str, int, bool, None, lists.
+"""Plain-data conversion of records (dataclasses, named tuples): dicts of str, int, bool, None,
+lists.
 
 Records (to and from Avro/JSON) and the core's state (to and from a changelog) both go through
 here, so every shape is converted one way. A conversion plan is computed once per class.
@@ -18,9 +19,22 @@ _Convert = Callable[[Any], Any] | None
 _FROM: dict[type[Any], list[tuple[str, _Convert]]] = {}
 
 
+def _is_record_type(hint: Any) -> bool:
+    """A dataclass or a NamedTuple: a record with named, typed fields."""
+    return is_dataclass(hint) or (
+        isinstance(hint, type) and issubclass(hint, tuple) and hasattr(hint, "_fields")
+    )
+
+
+def _field_names(cls: type[Any]) -> list[str]:
+    if is_dataclass(cls):
+        return [f.name for f in fields(cls) if f.init]
+    return list(cls._fields)
+
+
 def _from_converter(hint: Any) -> _Convert:
     origin = get_origin(hint)
-    if is_dataclass(hint):
+    if _is_record_type(hint):
         cls = typing.cast(type[Any], hint)
         return lambda value: from_plain(cls, value)
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
@@ -43,7 +57,7 @@ def _plan(cls: type[Any]) -> list[tuple[str, _Convert]]:
     plan = _FROM.get(cls)
     if plan is None:
         hints = get_type_hints(cls)
-        plan = [(f.name, _from_converter(hints[f.name])) for f in fields(cls) if f.init]
+        plan = [(name, _from_converter(hints[name])) for name in _field_names(cls)]
         _FROM[cls] = plan
     return plan
 
@@ -60,7 +74,7 @@ def from_plain(cls: type[T], data: dict[str, Any]) -> T:
 
 def to_plain(value: Any) -> Any:
     """Plain data of a dataclass (recursively); enums become their values, sets sorted lists."""
-    if is_dataclass(value) and not isinstance(value, type):
+    if _is_record_type(type(value)):
         return {name: to_plain(getattr(value, name)) for name, _ in _plan(type(value))}
     if isinstance(value, enum.Enum):
         return value.value

@@ -6,8 +6,6 @@ releases it. Later invoices trigger nothing.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from streams.contracts.records import InvoicePaid
 from streams.rules.model import (
     AccountMessage,
@@ -35,13 +33,13 @@ def account_step(
             invoice_id=message.invoice_id,
             account_id=message.account_id,
         )
-        account = replace(account, first_invoice=invoice)
+        account = account._replace(first_invoice=invoice)
     elif isinstance(message, AccountOpened):
         if account.lead_id is not None:
             # One account, one lead: a later claim by another lead is ignored, and a
             # redelivered claim by the same lead has already been answered.
             return account, []
-        account = replace(account, lead_id=message.lead_id)
+        account = account._replace(lead_id=message.lead_id)
     else:
         raise TypeError(f"not an account message: {type(message).__name__}")
     if account.lead_id is None or account.first_invoice is None:

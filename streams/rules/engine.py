@@ -41,14 +41,20 @@ from streams.rules.referee import referee_step
 from streams.rules.referrer import referrer_step
 from streams.rules.terms import Programme
 
+_INPUT_ROUTES: dict[type, Route] = {
+    LeadSubmitted: Route.LEAD,
+    ClientSigned: Route.LEAD,
+    ReferralRefused: Route.LEAD,
+    InvoicePaid: Route.ACCOUNT,
+}
+
 
 def route_of(event: InputEvent) -> Send:
     """Where an input event goes: lead-keyed topics to the lead, invoices to the account."""
-    if isinstance(event, InvoicePaid):
-        return Send(Route.ACCOUNT, event.account_id, event)
-    if isinstance(event, LeadSubmitted | ClientSigned | ReferralRefused):
-        return Send(Route.LEAD, event.lead_id, event)
-    raise TypeError(f"not an input event: {type(event).__name__}")
+    route = _INPUT_ROUTES.get(type(event))
+    if route is None:
+        raise TypeError(f"not an input event: {type(event).__name__}")
+    return Send(route, event.key, event)
 
 
 class Engine:

@@ -9,7 +9,6 @@ A closed lead (due, granted, rejected) never changes.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TypeVar
 
 from streams.contracts.records import (
@@ -69,7 +68,7 @@ def lead_step(
         if message.event_id in lead.seen or lead.refusal is not None or lead.status in CLOSED:
             return lead, []
         refusal = Refusal(event_id=message.event_id, occurred_at=message.occurred_at)
-        lead = replace(lead, refusal=refusal, seen=lead.seen | {message.event_id})
+        lead = lead._replace(refusal=refusal, seen=lead.seen | {message.event_id})
         return _settle(lead, programme, now, [])
     if isinstance(message, FirstInvoicePaid):
         if message.event_id in lead.seen or lead.invoice is not None or lead.status in CLOSED:
@@ -80,7 +79,7 @@ def lead_step(
             invoice_id=message.invoice_id,
             account_id=message.account_id,
         )
-        lead = replace(lead, invoice=invoice, seen=lead.seen | {message.event_id})
+        lead = lead._replace(invoice=invoice, seen=lead.seen | {message.event_id})
         return _settle(lead, programme, now, [])
     if isinstance(message, RefereeChecked):
         return _referee_checked(lead, message, programme, now)
@@ -90,7 +89,7 @@ def lead_step(
         if lead.status is not LeadStatus.DUE:
             return lead, []
         status = LeadStatus.GRANTED if message.granted else LeadStatus.REJECTED
-        return _forget_voucher(replace(lead, status=status)), []
+        return _forget_voucher(lead._replace(status=status)), []
     raise TypeError(f"not a lead message: {type(message).__name__}")
 
 
@@ -120,7 +119,7 @@ def _submitted(lead: LeadState, event: LeadSubmitted, programme: Programme, now:
             terms_version=terms.version if terms else None,
             cause_event_id=event.event_id,
         )
-        return replace(lead, seen=lead.seen | {event.event_id}), [duplicate]
+        return lead._replace(seen=lead.seen | {event.event_id}), [duplicate]
 
     referrer = event.referrer
     if referrer.account_id is None or referrer.reward_preference is RewardKind.GIFT_VOUCHER:
@@ -137,8 +136,8 @@ def _submitted(lead: LeadState, event: LeadSubmitted, programme: Programme, now:
         voucher_email=voucher,
         same_organization=same_organization(referrer, event.referee, programme),
     )
-    lead = replace(
-        lead, submission=submission, status=LeadStatus.CHECKING, seen=lead.seen | {event.event_id}
+    lead = lead._replace(
+        submission=submission, status=LeadStatus.CHECKING, seen=lead.seen | {event.event_id}
     )
     # Every submission but a duplicate claims its referee, whatever becomes of it (R2).
     identity = referee_identity(event.referee, programme)
@@ -178,7 +177,7 @@ def _referee_checked(
             lead, RejectionReason.SAME_ORGANIZATION, sub.occurred_at, sub.event_id
         )
         return lead, [decision]
-    lead = replace(lead, status=LeadStatus.ACCEPTED)
+    lead = lead._replace(status=LeadStatus.ACCEPTED)
     accepted = _decision(lead, DecisionStatus.ACCEPTED, sub.occurred_at, sub.event_id)
     return _settle(lead, programme, now, [accepted])
 
@@ -195,7 +194,7 @@ def _signed(lead: LeadState, event: ClientSigned, programme: Programme, now: int
         account_id=event.account_id,
         commitment_months=event.commitment_months,
     )
-    lead = replace(lead, signature=signature, seen=lead.seen | {event.event_id})
+    lead = lead._replace(signature=signature, seen=lead.seen | {event.event_id})
     opened = Send(
         Route.ACCOUNT,
         event.account_id,
@@ -257,7 +256,7 @@ def _sign(lead: LeadState, programme: Programme) -> tuple[LeadState, ReferralDec
     signature = _need(lead.signature, "signature")
     at = max(sub.occurred_at, signature.occurred_at)
     if signature.commitment_months >= terms.min_commitment_months:
-        lead = replace(lead, status=LeadStatus.QUALIFIED)
+        lead = lead._replace(status=LeadStatus.QUALIFIED)
         return lead, _decision(lead, DecisionStatus.QUALIFIED, at, signature.event_id)
     return _reject(lead, RejectionReason.COMMITMENT_TOO_SHORT, at, signature.event_id)
 
@@ -268,7 +267,7 @@ def _earn(lead: LeadState, programme: Programme) -> tuple[LeadState, ReferralDec
     signature, invoice = _need(lead.signature, "signature"), _need(lead.invoice, "invoice")
     last_needed = max(sub.occurred_at, signature.occurred_at, invoice.occurred_at)
     due_at = max(invoice.occurred_at + terms.hold_ms, last_needed)
-    lead = replace(lead, status=LeadStatus.EARNED, due_at=due_at)
+    lead = lead._replace(status=LeadStatus.EARNED, due_at=due_at)
     return lead, _decision(lead, DecisionStatus.EARNED, last_needed, invoice.event_id)
 
 
@@ -295,7 +294,7 @@ def _due(lead: LeadState, programme: Programme) -> tuple[LeadState, Send]:
         due_by=invoice.occurred_at + terms.payout_window_ms,
         source_event_ids=(sub.event_id, signature.event_id, invoice.event_id),
     )
-    return replace(lead, status=LeadStatus.DUE), Send(Route.REFERRER, sub.referrer_id, request)
+    return lead._replace(status=LeadStatus.DUE), Send(Route.REFERRER, sub.referrer_id, request)
 
 
 # -- invariants ---------------------------------------------------------------------------
@@ -341,7 +340,7 @@ def _reject(
     lead: LeadState, reason: RejectionReason, at: int, cause: str | None
 ) -> tuple[LeadState, ReferralDecision]:
     decision = _decision(lead, DecisionStatus.REJECTED, at, cause, reason)
-    return _forget_voucher(replace(lead, status=LeadStatus.REJECTED)), decision
+    return _forget_voucher(lead._replace(status=LeadStatus.REJECTED)), decision
 
 
 def _forget_voucher(lead: LeadState) -> LeadState:
@@ -350,4 +349,4 @@ def _forget_voucher(lead: LeadState) -> LeadState:
         return lead
     if lead.status is LeadStatus.DUE:
         return lead
-    return replace(lead, submission=replace(lead.submission, voucher_email=None))
+    return lead._replace(submission=lead.submission._replace(voucher_email=None))

@@ -7,7 +7,6 @@ leads that become due together can never both pass a cap that only one fits unde
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 
 from streams.contracts.records import (
     DecisionStatus,
@@ -49,7 +48,7 @@ def referrer_step(
     )
     settled = Send(Route.LEAD, request.lead_id, GrantSettled(request.lead_id, granted=fits))
     if not fits:
-        referrer = replace(referrer, refused=referrer.refused | {request.lead_id})
+        referrer = referrer._replace(refused=referrer.refused | {request.lead_id})
         return referrer, [decision, settled]
     reward = RewardGranted(
         reward_id=reward_id(request.lead_id),
@@ -70,8 +69,7 @@ def referrer_step(
         due_by=request.due_by,
         source_event_ids=request.source_event_ids,
     )
-    referrer = replace(
-        referrer,
+    referrer = referrer._replace(
         granted_count=referrer.granted_count + 1,
         granted_cents=referrer.granted_cents + request.amount_cents,
         granted=referrer.granted | {request.lead_id},

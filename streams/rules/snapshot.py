@@ -6,8 +6,17 @@ import json
 from typing import Any, TypeVar
 
 from streams.plain import from_plain, to_plain
+from streams.rules.model import AccountState, LeadState, RefereeState, ReferrerState
 
 S = TypeVar("S")
+
+# Bump a state's version when its shape changes, and teach decode_state to read the old one.
+STATE_VERSIONS: dict[type[Any], int] = {
+    LeadState: 1,
+    AccountState: 1,
+    RefereeState: 1,
+    ReferrerState: 1,
+}
 
 
 class StateVersionError(ValueError):
@@ -16,15 +25,14 @@ class StateVersionError(ValueError):
 
 def encode_state(state: Any) -> bytes:
     plain = to_plain(state)
-    plain["v"] = type(state).VERSION
+    plain["v"] = STATE_VERSIONS[type(state)]
     return json.dumps(plain, separators=(",", ":"), sort_keys=True).encode()
 
 
 def decode_state(cls: type[S], data: bytes) -> S:
     plain = json.loads(data)
     version = plain.pop("v", 1)
-    if version > cls.VERSION:  # type: ignore[attr-defined]
-        raise StateVersionError(
-            f"{cls.__name__} v{version} is newer than this code's v{cls.VERSION}"  # type: ignore[attr-defined]
-        )
+    current = STATE_VERSIONS[cls]
+    if version > current:
+        raise StateVersionError(f"{cls.__name__} v{version} is newer than this code's v{current}")
     return from_plain(cls, plain)

@@ -10,7 +10,7 @@ import bisect
 import itertools
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -74,28 +74,36 @@ class Programme:
     ends_at: int | None
     versions: tuple[TermsVersion, ...]
     free_mail_domains: tuple[str, ...] = BUILTIN_FREE_MAIL_DOMAINS
+    # Look-up indexes derived from the fields above (every event consults them).
+    _froms: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _by_name: dict[str, TermsVersion] = field(init=False, repr=False, compare=False)
+    _exact_free: frozenset[str] = field(init=False, repr=False, compare=False)
+    _prefix_free: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_froms", tuple(v.effective_from for v in self.versions))
+        object.__setattr__(self, "_by_name", {v.version: v for v in self.versions})
+        patterns = [d.lower() for d in self.free_mail_domains]
+        # gmx.* covers gmx.de, gmx.net, gmx.co.uk ...
+        object.__setattr__(self, "_exact_free", frozenset(p for p in patterns if "*" not in p))
+        prefixes = tuple(p[:-1] for p in patterns if p.endswith(".*"))
+        object.__setattr__(self, "_prefix_free", prefixes)
 
     def version_at(self, at: int) -> TermsVersion | None:
         """The version with the latest effective_from <= `at` (R11), None before the first."""
-        index = bisect.bisect_right([v.effective_from for v in self.versions], at)
+        index = bisect.bisect_right(self._froms, at)
         return self.versions[index - 1] if index else None
 
     def version_named(self, name: str) -> TermsVersion:
-        for v in self.versions:
-            if v.version == name:
-                return v
-        raise KeyError(f"no terms version {name!r}")
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(f"no terms version {name!r}") from None
 
     def is_free_mail(self, domain: str) -> bool:
         """True for a webmail domain, which never makes two people one organization (R3)."""
         domain = domain.lower()
-        for pattern in self.free_mail_domains:
-            if pattern.endswith(".*"):  # gmx.* covers gmx.de, gmx.net, gmx.co.uk ...
-                if domain.startswith(pattern[:-1]):
-                    return True
-            elif domain == pattern:
-                return True
-        return False
+        return domain in self._exact_free or domain.startswith(self._prefix_free)
 
 
 def parse_duration(text: str, field: str) -> int:
