@@ -38,8 +38,9 @@ kafka-status: venv
 run: kafka-up
 	$(PY) -m streams run
 
+# Speed figures, never asserted by tests (see docs/benchmarks.md).
 bench: venv
-	$(PY) -m streams.bench
+	$(PY) -m benchmarks.replay_core
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -6,6 +6,8 @@ in emission order, in the JSONL convention. They appear only when the whole repl
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import tempfile
 from collections import Counter
@@ -41,6 +43,24 @@ class ReplaySummary:
         )
 
 
+@contextlib.contextmanager
+def quiet_gc() -> Iterator[None]:
+    """Hold the cyclic garbage collector while a batch runs.
+
+    The core's state is acyclic (reference counting frees it), but with millions of live
+    records every full collection walks all of them: on a 1M-event replay that was over a
+    third of the run. Collected once at the end instead.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+        gc.collect()
+
+
 def input_events(records: Iterable[tuple[int, Record]]) -> Iterator[InputEvent]:
     """The input events of a JSONL log; any other topic is a bad line."""
     for line, record in records:
@@ -53,6 +73,13 @@ def replay(
     events: Iterable[InputEvent], programme: Programme, out_dir: Path, as_of: int | None = None
 ) -> ReplaySummary:
     """Run the rules over `events` in order; write the two output files into `out_dir`."""
+    with quiet_gc():
+        return _replay(events, programme, out_dir, as_of)
+
+
+def _replay(
+    events: Iterable[InputEvent], programme: Programme, out_dir: Path, as_of: int | None
+) -> ReplaySummary:
     out_dir.mkdir(parents=True, exist_ok=True)
     codec = JsonlCodec()
     engine = Engine(programme)

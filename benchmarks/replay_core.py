@@ -1,0 +1,94 @@
+"""Where the time of a JSONL replay goes: JSON in, the rules, JSON out.
+
+    make bench                      # 1,000,000 events
+    python -m benchmarks.replay_core --events 200000
+
+Generates a seeded, realistic backlog (streams.scenario), then times each stage alone on the
+same data, best of --repeat runs in CPU time. Not a test: it asserts nothing and is never run
+by `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from streams.contracts import JsonlCodec
+from streams.replay import input_events, quiet_gc, replay
+from streams.rules import Engine, load_terms
+from streams.scenario import ScenarioShape, generate
+
+EVENTS_PER_LEAD = 3.45  # what the scenario's proportions give
+
+
+def _best(stage: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        gc.collect()
+        start = time.process_time()
+        with quiet_gc():
+            stage()
+        times.append(time.process_time() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+
+    shape = ScenarioShape(leads=int(args.events / EVENTS_PER_LEAD), referrers=20_000)
+    programme = load_terms()
+    codec = JsonlCodec()
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "events.jsonl"
+        with log.open("w") as out:
+            count = codec.write(generate(shape), out)
+        lines = log.read_text().splitlines()
+        records = [record for _, record in codec.read(lines)]
+        events = list(input_events(enumerate(records, start=1)))
+        as_of = max(e.occurred_at for e in events) + 90 * 86_400_000
+        outputs = Engine(programme).run(events, as_of=as_of)
+
+        stages: list[tuple[str, Callable[[], object]]] = [
+            ("json.loads only", lambda: [json.loads(line) for line in lines]),
+            ("parse: JSON -> checked records", lambda: list(codec.read(lines))),
+            (
+                "rules: Engine over parsed events",
+                lambda: Engine(programme).run(events, as_of=as_of),
+            ),
+            ("format outputs as JSONL", lambda: [codec.format(o) for o in outputs]),
+            (
+                "replay end to end (file in, files out)",
+                lambda: replay(
+                    input_events(codec.read_file(log)), programme, Path(tmp) / "out", as_of
+                ),
+            ),
+        ]
+        machine = platform.processor() or platform.machine()
+        print(
+            f"{count} events, {len(outputs)} outputs; {machine}, "
+            f"Python {platform.python_version()}, best of {args.repeat} (CPU seconds)"
+        )
+        results = {}
+        for name, stage in stages:
+            seconds = _best(stage, args.repeat)
+            results[name] = seconds
+            print(
+                f"  {name:<42} {seconds:8.2f} s  {count / seconds:>10,.0f} events/s  "
+                f"{seconds / count * 1e6:6.1f} us/event"
+            )
+        json_side = results["parse: JSON -> checked records"] + results["format outputs as JSONL"]
+        rules = results["rules: Engine over parsed events"]
+        print(f"  JSON in+out / rules = {json_side / rules:.2f}")
+
+
+if __name__ == "__main__":
+    main()
