@@ -1,13 +1,12 @@
 """The four steps run in one process, in log order: the audit replay and the tests drive this.
 
-The engine owns nothing but routing: per-key state lives in plain dicts, the clock is the
-latest event time it was given, and the timer heap is derived from the leads' states (it can be
-rebuilt from them at any time, which is what a restarted live worker does).
+The engine owns nothing but routing: per-key state lives in plain dicts, and every lead is in
+one shard with one clock (the live worker has a shard per partition). Messages between steps
+are delivered in the order they were sent, each to quiescence before the next input.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections import Counter, deque
 from collections.abc import Iterable
 
@@ -21,10 +20,10 @@ from streams.contracts.records import (
     RewardGranted,
 )
 from streams.rules.account import account_step
-from streams.rules.lead import lead_step, next_timer
 from streams.rules.model import (
     AccountMessage,
     AccountState,
+    ClockTick,
     Emit,
     GrantRequested,
     LeadMessage,
@@ -35,10 +34,10 @@ from streams.rules.model import (
     ReferrerState,
     Route,
     Send,
-    TimerFired,
 )
 from streams.rules.referee import referee_step
 from streams.rules.referrer import referrer_step
+from streams.rules.shard import LeadShard
 from streams.rules.terms import Programme
 
 _INPUT_ROUTES: dict[type, Route] = {
@@ -66,29 +65,25 @@ class Engine:
         self.accounts: dict[str, AccountState] = {}
         self.referees: dict[str, RefereeState] = {}
         self.referrers: dict[str, ReferrerState] = {}
-        self.clock: int | None = None
+        self.shard = LeadShard(programme, self.leads)
         self.stats: Counter[str] = Counter()
-        self._timers: list[tuple[int, str]] = []
+
+    @property
+    def clock(self) -> int | None:
+        return self.shard.clock
 
     def apply(self, event: InputEvent) -> list[Output]:
         """Fire the timers due by the event's time, then apply the event (RULES.md, Time)."""
         self.stats[f"events.{event.topic}"] += 1
-        outputs = self.advance_to(event.occurred_at)
-        self._deliver(route_of(event), outputs)
+        outputs: list[Output] = []
+        self._deliver(self.shard.advance_to(event.occurred_at), outputs)
+        self._deliver([route_of(event)], outputs)
         return outputs
 
     def advance_to(self, at: int) -> list[Output]:
         """Move the clock forward to `at` (never back), firing due timers in time order."""
         outputs: list[Output] = []
-        while self._timers and self._timers[0][0] <= at:
-            due, lead_id = heapq.heappop(self._timers)
-            lead = self.leads.get(lead_id)
-            if lead is None or next_timer(lead, self.programme) != due:
-                continue  # superseded: the lead moved on since this timer was set
-            self.clock = max(self.clock or due, due)
-            self._deliver(Send(Route.LEAD, lead_id, TimerFired(lead_id, due)), outputs)
-        if self.clock is None or at > self.clock:
-            self.clock = at
+        self._deliver(self.shard.handle(ClockTick(at)), outputs)
         return outputs
 
     def run(self, events: Iterable[InputEvent], as_of: int | None = None) -> list[Output]:
@@ -103,31 +98,22 @@ class Engine:
             outputs.extend(self.advance_to(target))
         return outputs
 
-    def _deliver(self, first: Send, outputs: list[Output]) -> None:
-        queue: deque[Send] = deque([first])
-        now = self.clock if self.clock is not None else 0
+    def _deliver(self, emits: Iterable[Emit], outputs: list[Output]) -> None:
+        queue: deque[Emit] = deque(emits)
         while queue:
-            send = queue.popleft()
-            emits = self._step(send, now)
-            for emit in emits:
-                if isinstance(emit, Send):
-                    queue.append(emit)
-                else:
-                    outputs.append(emit)
-                    self._count(emit)
+            emit = queue.popleft()
+            if isinstance(emit, Send):
+                queue.extend(self._step(emit))
+            else:
+                outputs.append(emit)
+                self._count(emit)
 
-    def _step(self, send: Send, now: int) -> list[Emit]:
+    def _step(self, send: Send) -> list[Emit]:
         key, message = send.key, send.message
-        emits: list[Emit]
         if send.route is Route.LEAD and isinstance(message, LeadMessage):
-            before = self.leads.get(key)
-            lead, emits = lead_step(before, message, self.programme, now)
-            self.leads[key] = lead
-            timer = next_timer(lead, self.programme)
-            previous = next_timer(before, self.programme) if before is not None else None
-            if timer is not None and timer != previous:
-                heapq.heappush(self._timers, (timer, key))
-        elif send.route is Route.ACCOUNT and isinstance(message, AccountMessage):
+            return self.shard.handle(message)
+        emits: list[Emit]
+        if send.route is Route.ACCOUNT and isinstance(message, AccountMessage):
             self.accounts[key], emits = account_step(self.accounts.get(key), message)
         elif send.route is Route.REFEREE and isinstance(message, RefereeClaim):
             self.referees[key], emits = referee_step(self.referees.get(key), message)

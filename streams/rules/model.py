@@ -177,6 +177,16 @@ class GrantSettled(NamedTuple):
     granted: bool
 
 
+class ClockTick(NamedTuple):
+    """An explicit clock record: the lead shard's clock moves forward to `at` (RULES.md, Time).
+
+    Written into every partition of the lead journal by the live worker while it is caught up,
+    and by operators or tests through the clock topic; never read from a wall clock here.
+    """
+
+    at: int
+
+
 class TimerFired(NamedTuple):
     """The lead shard's clock reached `at`, a time the lead asked to be woken at."""
 
@@ -196,6 +206,7 @@ LeadMessage = (
 AccountMessage = InvoicePaid | AccountOpened
 RefereeMessage = RefereeClaim
 ReferrerMessage = GrantRequested
+ShardMessage = LeadMessage | ClockTick  # what a lead shard's journal carries
 Message = LeadMessage | AccountMessage | RefereeMessage | ReferrerMessage
 
 

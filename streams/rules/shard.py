@@ -1,0 +1,102 @@
+"""A lead shard: the leads of one partition, its clock and its timers (RULES.md, Time).
+
+Live, each partition of the lead journal is one shard with its own clock; the JSONL replay
+runs every lead in one shard with one clock. The clock moves only forward, only when told:
+by an event's business time or by a clock record. Before a message is applied, the timers due
+at or before its time fire in time order; a timer already due when a message sets it fires
+within that message's step (the lead's `_settle` sees `now`).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, MutableMapping
+
+from streams.contracts.records import ClientSigned, LeadSubmitted, ReferralRefused
+from streams.rules.lead import lead_step, next_timer
+from streams.rules.model import (
+    ClockTick,
+    Emit,
+    FirstInvoicePaid,
+    LeadMessage,
+    LeadState,
+    ShardMessage,
+    TimerFired,
+)
+from streams.rules.terms import Programme
+
+
+def business_time(message: ShardMessage) -> int | None:
+    """The time a message moves the clock to, if it carries one."""
+    if isinstance(message, LeadSubmitted | ClientSigned | ReferralRefused):
+        return message.occurred_at
+    if isinstance(message, FirstInvoicePaid):
+        return message.paid_at
+    if isinstance(message, ClockTick):
+        return message.at
+    return None  # replies between steps carry no time of their own
+
+
+class LeadShard:
+    """Applies lead messages to the leads in `leads` (any mutable mapping: a dict, a table)."""
+
+    def __init__(
+        self,
+        programme: Programme,
+        leads: MutableMapping[str, LeadState],
+        clock: int | None = None,
+    ) -> None:
+        self.programme = programme
+        self.leads = leads
+        self.clock = clock
+        # Derived from the leads' states, never the source of truth: rebuilt after a restart.
+        self._timers: list[tuple[int, str]] = []
+
+    def rebuild_timers(self, owns: Callable[[str], bool] = lambda _: True) -> int:
+        """Recompute the timer heap from the leads this shard owns; returns how many."""
+        self._timers = []
+        for lead_id, lead in self.leads.items():
+            if owns(lead_id):
+                timer = next_timer(lead, self.programme)
+                if timer is not None:
+                    self._timers.append((timer, lead_id))
+        heapq.heapify(self._timers)
+        return len(self._timers)
+
+    def handle(self, message: ShardMessage) -> list[Emit]:
+        """Advance the clock to the message's time (firing due timers), then apply it."""
+        at = business_time(message)
+        emits = self.advance_to(at) if at is not None else []
+        if not isinstance(message, ClockTick):
+            emits.extend(self._apply(message, self.clock if self.clock is not None else 0))
+        return emits
+
+    def advance_to(self, at: int) -> list[Emit]:
+        """Move the clock forward to `at` (never back), firing due timers in time order."""
+        emits: list[Emit] = []
+        while self._timers and self._timers[0][0] <= at:
+            due, lead_id = heapq.heappop(self._timers)
+            lead = self.leads.get(lead_id)
+            if lead is None or next_timer(lead, self.programme) != due:
+                continue  # superseded: the lead moved on since this timer was set
+            self.clock = due if self.clock is None else max(self.clock, due)
+            emits.extend(self._apply(TimerFired(lead_id, due), due))
+        if self.clock is None or at > self.clock:
+            self.clock = at
+        return emits
+
+    @property
+    def next_due(self) -> int | None:
+        return self._timers[0][0] if self._timers else None
+
+    def _apply(self, message: LeadMessage, now: int) -> list[Emit]:
+        lead_id = message.lead_id
+        before = self.leads.get(lead_id)
+        lead, emits = lead_step(before, message, self.programme, now)
+        if lead != before:
+            self.leads[lead_id] = lead
+            timer = next_timer(lead, self.programme)
+            previous = next_timer(before, self.programme) if before is not None else None
+            if timer is not None and timer != previous:
+                heapq.heappush(self._timers, (timer, lead_id))
+        return emits
