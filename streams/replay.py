@@ -1,5 +1,8 @@
 """`referral-rewards replay`: the rules over a log of events, for audits and fixtures.
 
+The log holds input events and, optionally, explicit clock records (topic `referral-clock`),
+applied in file order; the clock finally advances to `--as-of`.
+
 The output files are a stable contract: `reward-granted.jsonl` and `referral-decisions.jsonl`
 in emission order, in the JSONL convention. They appear only when the whole replay succeeded.
 """
@@ -16,7 +19,14 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streams.contracts import INPUT_TOPICS, JsonlCodec, JsonlError, Record
+from streams.contracts import (
+    CLOCK_TOPIC,
+    INPUT_TOPICS,
+    ClockAdvanced,
+    JsonlCodec,
+    JsonlError,
+    Record,
+)
 from streams.contracts.records import InputEvent, RewardGranted
 from streams.rules.engine import Engine
 from streams.rules.model import Output
@@ -61,16 +71,24 @@ def quiet_gc() -> Iterator[None]:
         gc.collect()
 
 
-def input_events(records: Iterable[tuple[int, Record]]) -> Iterator[InputEvent]:
-    """The input events of a JSONL log; any other topic is a bad line."""
+LogEntry = InputEvent | ClockAdvanced
+
+
+def input_events(records: Iterable[tuple[int, Record]]) -> Iterator[LogEntry]:
+    """The input events and clock records of a JSONL log; any other topic is a bad line."""
     for line, record in records:
-        if record.topic not in INPUT_TOPICS:
-            raise JsonlError(line, f"topic {record.topic!r} is not an input topic", field="topic")
-        yield record  # type: ignore[misc]  # an input topic's record is an input event
+        if not isinstance(record, LogEntry):
+            raise JsonlError(
+                line,
+                f"topic {record.topic!r} is not an input topic "
+                f"({', '.join((*INPUT_TOPICS, CLOCK_TOPIC))})",
+                field="topic",
+            )
+        yield record
 
 
 def replay(
-    events: Iterable[InputEvent], programme: Programme, out_dir: Path, as_of: int | None = None
+    events: Iterable[LogEntry], programme: Programme, out_dir: Path, as_of: int | None = None
 ) -> ReplaySummary:
     """Run the rules over `events` in order; write the two output files into `out_dir`."""
     with quiet_gc():
@@ -78,7 +96,7 @@ def replay(
 
 
 def _replay(
-    events: Iterable[InputEvent], programme: Programme, out_dir: Path, as_of: int | None
+    events: Iterable[LogEntry], programme: Programme, out_dir: Path, as_of: int | None
 ) -> ReplaySummary:
     out_dir.mkdir(parents=True, exist_ok=True)
     codec = JsonlCodec()
@@ -108,9 +126,14 @@ def _replay(
 
         latest: int | None = None
         for event in events:
-            summary.events += 1
-            write(engine.apply(event))
-            latest = event.occurred_at if latest is None else max(latest, event.occurred_at)
+            if isinstance(event, ClockAdvanced):
+                write(engine.advance_to(event.at))
+                moment = event.at
+            else:
+                summary.events += 1
+                write(engine.apply(event))
+                moment = event.occurred_at
+            latest = moment if latest is None else max(latest, moment)
         target = as_of if as_of is not None else latest
         if target is not None:
             write(engine.advance_to(target))

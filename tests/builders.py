@@ -18,7 +18,7 @@ from streams.contracts import (
     RewardKind,
     parse_time,
 )
-from streams.contracts.records import DeadLetter, DecisionStatus, RejectionReason
+from streams.contracts.records import ClockAdvanced, DeadLetter, DecisionStatus, RejectionReason
 
 DAY = 24 * 3600 * 1000
 HOUR = 3600 * 1000
@@ -173,6 +173,7 @@ def sample_records() -> list[Any]:
             terms_version=None,
             cause_event_id=None,
         ),
+        ClockAdvanced(at=T0 + 3 * DAY),
         DeadLetter(
             source_topic="invoice-paid",
             source_partition=3,

@@ -6,10 +6,12 @@ from streams.contracts.deadletter import dead_letter
 from streams.contracts.errors import CodecError, ContractError
 from streams.contracts.jsonl import JsonlCodec, JsonlError, format_time, parse_time
 from streams.contracts.records import (
+    CLOCK_TOPIC,
     DEAD_LETTER_TOPIC,
     INPUT_TOPICS,
     OUTPUT_TOPICS,
     ClientSigned,
+    ClockAdvanced,
     DeadLetter,
     DecisionStatus,
     InputEvent,
@@ -29,11 +31,13 @@ from streams.contracts.records import (
 from streams.contracts.registry import SchemaRegistry, default_registry
 
 __all__ = [
+    "CLOCK_TOPIC",
     "DEAD_LETTER_TOPIC",
     "INPUT_TOPICS",
     "OUTPUT_TOPICS",
     "AvroCodec",
     "ClientSigned",
+    "ClockAdvanced",
     "CodecError",
     "ContractError",
     "DeadLetter",

@@ -164,6 +164,18 @@ class ReferralDecision:
 
 
 @dataclass(frozen=True, slots=True)
+class ClockAdvanced:
+    """An explicit clock record (RULES.md, Time): business time moves forward to `at`."""
+
+    topic: ClassVar[str] = "referral-clock"
+    at: int
+
+    @property
+    def key(self) -> str:
+        return ""
+
+
+@dataclass(frozen=True, slots=True)
 class DeadLetter:
     topic: ClassVar[str] = "referral-dead-letters"
     source_topic: str
@@ -178,7 +190,7 @@ class DeadLetter:
 
 InputEvent = LeadSubmitted | ClientSigned | InvoicePaid | ReferralRefused
 OutputRecord = RewardGranted | ReferralDecision
-Record = InputEvent | OutputRecord | DeadLetter
+Record = InputEvent | ClockAdvanced | OutputRecord | DeadLetter
 
 RECORD_TYPES: dict[str, type[Any]] = {
     cls.topic: cls
@@ -189,11 +201,13 @@ RECORD_TYPES: dict[str, type[Any]] = {
         ReferralRefused,
         RewardGranted,
         ReferralDecision,
+        ClockAdvanced,
         DeadLetter,
     )
 }
 INPUT_TOPICS = ("lead-submitted", "client-signed", "invoice-paid", "referral-refused")
 OUTPUT_TOPICS = ("reward-granted", "referral-decisions")
+CLOCK_TOPIC = "referral-clock"
 DEAD_LETTER_TOPIC = "referral-dead-letters"
 
 T = TypeVar("T")

@@ -7,6 +7,7 @@ from typing import Any
 from streams.contracts.errors import ContractError
 from streams.contracts.records import (
     ClientSigned,
+    ClockAdvanced,
     InvoicePaid,
     LeadSubmitted,
     ReferralDecision,
@@ -94,6 +95,8 @@ def check_contract(record: Any, kafka_timestamp_ms: int | None = None) -> None:
         _currency(record.currency, "currency")
         for name in ("first_invoice_paid_at", "granted_at", "due_by"):
             _time(getattr(record, name), name, None)
+    elif isinstance(record, ClockAdvanced):
+        _time(record.at, "at", kafka_timestamp_ms)
     elif isinstance(record, ReferralDecision):
         _id(record.lead_id, "lead_id")
         _id(record.referrer_id, "referrer_id")

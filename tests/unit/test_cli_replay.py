@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from streams.cli import main
-from streams.contracts import JsonlCodec, ReferrerKind
+from streams.contracts import ClockAdvanced, JsonlCodec, ReferrerKind
 from tests.builders import DAY, T0, lead, paid, referrer, refused, signed
 
 
@@ -179,3 +179,12 @@ def test_the_installed_command_runs_replay(events_file: Path, tmp_path: Path) ->
         assert done.returncode == 0, done.stderr
     for name in ("reward-granted.jsonl", "referral-decisions.jsonl"):
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes()
+
+
+def test_clock_records_in_the_log_advance_the_clock(events_file: Path, tmp_path: Path) -> None:
+    """RULES.md, Time: explicit clock records move the clock; here one past the hold's end."""
+    clock = JsonlCodec().format(ClockAdvanced(at=T0 + 30 * DAY))
+    events_file.write_text(events_file.read_text() + clock + "\n")
+    out = tmp_path / "out"
+    assert main(["replay", "--events", str(events_file), "--out", str(out)]) == 0
+    assert len((out / "reward-granted.jsonl").read_text().splitlines()) == 1
