@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from streams.app.settings import Settings
 
 from streams.kafka import broker
 
@@ -77,6 +82,70 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker_settings(args: argparse.Namespace) -> Settings:
+    from pathlib import Path
+
+    from streams.app.settings import ClockMode, Guarantee, Settings
+
+    return Settings(
+        bootstrap=args.bootstrap,
+        app_id=args.app_id,
+        terms=Path(args.terms) if args.terms else None,
+        data_dir=Path(args.data_dir) if args.data_dir else None,
+        web_host=args.web_host,
+        web_port=args.web_port,
+        partitions=args.partitions,
+        replication=args.replication,
+        topic_prefix=args.topic_prefix,
+        clock=ClockMode(args.clock),
+        tick_interval_s=args.tick_interval,
+        guarantee=Guarantee(args.guarantee),
+        log_level=args.log_level,
+    )
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from streams.app.runner import run_worker
+
+    return run_worker(_worker_settings(args))
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def add_worker_options(parser: argparse.ArgumentParser) -> None:
+    """The worker's flags; each falls back to an environment variable, then a local default."""
+    from streams.app.settings import ENV, default_bootstrap
+
+    def option(flag: str, field: str, default: str, help_text: str, **kw: Any) -> None:
+        env = ENV[field]
+        parser.add_argument(
+            flag, default=_env(env, default), help=f"{help_text} (${env}, default {default})", **kw
+        )
+
+    parser.add_argument(
+        "--bootstrap",
+        default=default_bootstrap(),
+        help="Kafka bootstrap servers ($REFERRAL_BOOTSTRAP, default the local broker)",
+    )
+    option("--terms", "terms", "", "terms TOML file; empty means the shipped 2021-06-21 terms")
+    option("--data-dir", "data_dir", "", "folder for table state; empty means the cache folder")
+    option("--web-port", "web_port", "6066", "HTTP port for queries and metrics", type=int)
+    option("--web-host", "web_host", "127.0.0.1", "HTTP address to bind and advertise")
+    option("--partitions", "partitions", "8", "partitions of every topic", type=int)
+    option("--replication", "replication", "1", "replication factor of created topics", type=int)
+    option("--app-id", "app_id", "referral-rewards", "consumer group and internal topic prefix")
+    option("--topic-prefix", "topic_prefix", "", "prefix of the input and output topic names")
+    option("--clock", "clock", "wall", "wall: clock records while caught up; events: none",
+           choices=["wall", "events"])  # fmt: skip
+    option("--tick-interval", "tick_interval_s", "1.0", "seconds between clock records",
+           type=float)  # fmt: skip
+    option("--guarantee", "guarantee", "exactly_once", "Faust processing guarantee",
+           choices=["exactly_once", "at_least_once"])  # fmt: skip
+    option("--log-level", "log_level", "info", "worker log level")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="referral-rewards", description="Referral reward engine on Apache Kafka."
@@ -104,6 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--out", required=True, help="folder for the two output files")
     replay.set_defaults(handler=_replay)
+
+    worker = commands.add_parser("worker", help="run the live processor on Kafka")
+    add_worker_options(worker)
+    worker.set_defaults(handler=_worker)
     return parser
 
 

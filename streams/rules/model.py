@@ -207,7 +207,7 @@ AccountMessage = InvoicePaid | AccountOpened
 RefereeMessage = RefereeClaim
 ReferrerMessage = GrantRequested
 ShardMessage = LeadMessage | ClockTick  # what a lead shard's journal carries
-Message = LeadMessage | AccountMessage | RefereeMessage | ReferrerMessage
+Message = ShardMessage | AccountMessage | RefereeMessage | ReferrerMessage
 
 
 class Route(enum.StrEnum):

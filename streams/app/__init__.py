@@ -1,0 +1,1 @@
+"""The live processor: the rules core wired to Kafka with Faust (the imperative shell)."""

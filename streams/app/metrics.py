@@ -1,0 +1,58 @@
+"""Operational counters of one worker, rendered in the Prometheus text format.
+
+Counters live in memory: they describe this process (events it handled, dead letters it wrote),
+never a decision, so losing them on restart loses nothing the rules need.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.events = Counter[str]()  # by input topic
+        self.dead_letters = Counter[str]()  # by error class
+        self.rewards_granted = 0
+        self.overdue_grants = 0  # granted after due_by in wall-clock time (R10)
+        self.decisions = Counter[str]()  # by status
+        self.ticks = 0
+        self._gauges: list[Callable[[], Iterable[tuple[str, dict[str, str], float]]]] = []
+
+    def add_gauges(self, source: Callable[[], Iterable[tuple[str, dict[str, str], float]]]) -> None:
+        """Register a function yielding (name, labels, value) samples at scrape time."""
+        self._gauges.append(source)
+
+    def render(self) -> str:
+        lines: list[str] = []
+
+        def family(name: str, kind: str, help_text: str) -> None:
+            lines.append(f"# HELP {name} {help_text}")
+            lines.append(f"# TYPE {name} {kind}")
+
+        family("referral_events_total", "counter", "Input records handled, by topic.")
+        for topic, count in sorted(self.events.items()):
+            lines.append(f'referral_events_total{{topic="{topic}"}} {count}')
+        family("referral_dead_letters_total", "counter", "Records dead-lettered, by reason.")
+        for reason, count in sorted(self.dead_letters.items()):
+            lines.append(f'referral_dead_letters_total{{reason="{reason}"}} {count}')
+        family("referral_decisions_total", "counter", "Decisions emitted, by status.")
+        for status, count in sorted(self.decisions.items()):
+            lines.append(f'referral_decisions_total{{status="{status}"}} {count}')
+        family("referral_rewards_granted_total", "counter", "reward-granted records emitted.")
+        lines.append(f"referral_rewards_granted_total {self.rewards_granted}")
+        family(
+            "referral_overdue_grants_total",
+            "counter",
+            "Rewards emitted after their due_by (a processor that was down, R10).",
+        )
+        lines.append(f"referral_overdue_grants_total {self.overdue_grants}")
+        family("referral_clock_ticks_total", "counter", "Clock records written while caught up.")
+        lines.append(f"referral_clock_ticks_total {self.ticks}")
+        family("referral_consumer_lag", "gauge", "Records not yet read, by topic and partition.")
+        for source in self._gauges:
+            for name, labels, value in source():
+                rendered = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+                lines.append(f"{name}{{{rendered}}} {value:g}")
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,128 @@
+"""Worker configuration: flags, each with an environment variable fallback, local defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from streams.kafka.broker import cache_dir
+
+
+class ClockMode(StrEnum):
+    WALL = "wall"  # clock records from the wall clock while caught up (production)
+    EVENTS = "events"  # only event times and explicit clock records move the clock
+
+
+class Guarantee(StrEnum):
+    EXACTLY_ONCE = "exactly_once"
+    AT_LEAST_ONCE = "at_least_once"
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Every topic name the worker uses; `prefix` namespaces a whole deployment (or a test)."""
+
+    prefix: str = ""
+
+    def _name(self, base: str) -> str:
+        return f"{self.prefix}{base}"
+
+    @property
+    def lead_submitted(self) -> str:
+        return self._name("lead-submitted")
+
+    @property
+    def client_signed(self) -> str:
+        return self._name("client-signed")
+
+    @property
+    def invoice_paid(self) -> str:
+        return self._name("invoice-paid")
+
+    @property
+    def referral_refused(self) -> str:
+        return self._name("referral-refused")
+
+    @property
+    def clock(self) -> str:
+        return self._name("referral-clock")
+
+    @property
+    def reward_granted(self) -> str:
+        return self._name("reward-granted")
+
+    @property
+    def decisions(self) -> str:
+        return self._name("referral-decisions")
+
+    @property
+    def dead_letters(self) -> str:
+        return self._name("referral-dead-letters")
+
+    @property
+    def inputs(self) -> dict[str, str]:
+        """Kafka topic name -> contract topic name, for every topic the worker ingests."""
+        return {
+            self.lead_submitted: "lead-submitted",
+            self.client_signed: "client-signed",
+            self.invoice_paid: "invoice-paid",
+            self.referral_refused: "referral-refused",
+            self.clock: "referral-clock",
+        }
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap: str = "127.0.0.1:9092"
+    app_id: str = "referral-rewards"
+    terms: Path | None = None
+    data_dir: Path | None = None
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    partitions: int = 8
+    replication: int = 1
+    topic_prefix: str = ""
+    clock: ClockMode = ClockMode.WALL
+    tick_interval_s: float = 1.0
+    guarantee: Guarantee = Guarantee.EXACTLY_ONCE
+    log_level: str = "info"
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
+
+    @property
+    def state_dir(self) -> Path:
+        """Where RocksDB keeps the tables: one folder per app id and web port."""
+        base = self.data_dir or cache_dir() / "worker-data"
+        return base / f"{self.app_id}-{self.web_port}"
+
+    @property
+    def journal_prefix(self) -> str:
+        return f"{self.app_id}-"
+
+
+ENV = {
+    "bootstrap": "REFERRAL_BOOTSTRAP",
+    "app_id": "REFERRAL_APP_ID",
+    "terms": "REFERRAL_TERMS",
+    "data_dir": "REFERRAL_DATA_DIR",
+    "web_host": "REFERRAL_WEB_HOST",
+    "web_port": "REFERRAL_WEB_PORT",
+    "partitions": "REFERRAL_PARTITIONS",
+    "replication": "REFERRAL_REPLICATION",
+    "topic_prefix": "REFERRAL_TOPIC_PREFIX",
+    "clock": "REFERRAL_CLOCK",
+    "tick_interval_s": "REFERRAL_TICK_INTERVAL",
+    "guarantee": "REFERRAL_GUARANTEE",
+    "log_level": "REFERRAL_LOG_LEVEL",
+}
+
+
+def default_bootstrap() -> str:
+    """$REFERRAL_BOOTSTRAP, else the project's local broker on $KAFKA_PORT (default 9092)."""
+    return (
+        os.environ.get("REFERRAL_BOOTSTRAP") or f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}"
+    )
