@@ -100,6 +100,7 @@ def _worker_settings(args: argparse.Namespace) -> Settings:
         clock=ClockMode(args.clock),
         tick_interval_s=args.tick_interval,
         guarantee=Guarantee(args.guarantee),
+        commit_interval_s=args.commit_interval,
         log_level=args.log_level,
     )
 
@@ -141,8 +142,12 @@ def add_worker_options(parser: argparse.ArgumentParser) -> None:
            choices=["wall", "events"])  # fmt: skip
     option("--tick-interval", "tick_interval_s", "1.0", "seconds between clock records",
            type=float)  # fmt: skip
-    option("--guarantee", "guarantee", "exactly_once", "Faust processing guarantee",
+    option("--guarantee", "guarantee", "at_least_once",
+           "Faust processing guarantee; rewards are deduplicated by state either way "
+           "(exactly_once is experimental: see README)",
            choices=["exactly_once", "at_least_once"])  # fmt: skip
+    option("--commit-interval", "commit_interval_s", "2.8",
+           "seconds between offset commits", type=float)  # fmt: skip
     option("--log-level", "log_level", "info", "worker log level")
 
 

@@ -86,7 +86,8 @@ class Settings:
     topic_prefix: str = ""
     clock: ClockMode = ClockMode.WALL
     tick_interval_s: float = 1.0
-    guarantee: Guarantee = Guarantee.EXACTLY_ONCE
+    guarantee: Guarantee = Guarantee.AT_LEAST_ONCE
+    commit_interval_s: float = 2.8
     log_level: str = "info"
 
     @property
@@ -117,6 +118,7 @@ ENV = {
     "clock": "REFERRAL_CLOCK",
     "tick_interval_s": "REFERRAL_TICK_INTERVAL",
     "guarantee": "REFERRAL_GUARANTEE",
+    "commit_interval_s": "REFERRAL_COMMIT_INTERVAL",
     "log_level": "REFERRAL_LOG_LEVEL",
 }
 

@@ -136,6 +136,7 @@ class ReferralWorker:
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
             table_standby_replicas=0,
+            broker_commit_interval=settings.commit_interval_s,
         )
         self._shards: dict[int, LeadShard] = {}
         self._lag_clients: tuple[Any, Any] | None = None
@@ -425,18 +426,22 @@ class ReferralWorker:
             """While the group is caught up on its inputs, write the wall clock into every
             lead shard's journal: holds expire even when no event arrives, and a backlog is
             still judged in business time because no tick is written while it drains."""
-            lag = await self._input_lag()
+            lag = await self._pipeline_lag()
             if lag is None or lag > 0:
                 return
             await self._publish([Send(Route.LEAD, "", ClockTick(now_ms()))])
             self.metrics.ticks += 1
 
-    async def _input_lag(self) -> int | None:
-        """Records on the input topics that the group has not committed yet; None if unknown."""
+    async def _pipeline_lag(self) -> int | None:
+        """Records on the inputs and journals not yet committed by the group; None if unknown.
+
+        Journals count too: an invoice reaches its lead through the account journal, and a
+        clock record written while it is on its way would overtake it.
+        """
         from aiokafka import AIOKafkaConsumer, TopicPartition
         from aiokafka.admin import AIOKafkaAdminClient
 
-        names = list(self.settings.topics.inputs)
+        names = [*self.settings.topics.inputs, *(self._journal_name(r) for r in Route)]
         if self._lag_clients is None:
             admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap)
             consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap)

@@ -1,0 +1,320 @@
+"""End-to-end harness: worker processes, a plain producer, and a read_committed reader that
+decodes with the official Apache `avro` library (not the project's codec)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import avro.io
+import avro.schema
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from streams.app.topology import partition_of
+from streams.contracts import AvroCodec, Record, format_time
+from streams.contracts.registry import default_registry
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def ids_in_partition(prefix: str, partition: int, count: int, partitions: int = 8) -> list[str]:
+    """Lead ids that all hash to one partition: their journal order is their arrival order."""
+    found: list[str] = []
+    n = 0
+    while len(found) < count:
+        candidate = f"{prefix}-{n}"
+        if partition_of(candidate, partitions) == partition:
+            found.append(candidate)
+        n += 1
+    return found
+
+
+@dataclass
+class WorkerProcess:
+    """One `referral-rewards worker` process."""
+
+    bootstrap: str
+    app_id: str
+    prefix: str
+    data_dir: Path
+    terms: Path
+    web_port: int = field(default_factory=free_port)
+    partitions: int = 8
+    extra: Sequence[str] = ()
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / f"worker-{self.web_port}.log"
+
+    def start(self) -> WorkerProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            sys.executable, "-m", "streams", "worker",
+            "--bootstrap", self.bootstrap,
+            "--app-id", self.app_id,
+            "--topic-prefix", self.prefix,
+            "--terms", str(self.terms),
+            "--data-dir", str(self.data_dir),
+            "--web-port", str(self.web_port),
+            "--partitions", str(self.partitions),
+            "--clock", "events",
+            "--commit-interval", "0.2",
+            "--log-level", "info",
+            *self.extra,
+        ]  # fmt: skip
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+        )
+        return self
+
+    def get(self, path: str) -> tuple[int, Any]:
+        url = f"http://127.0.0.1:{self.web_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                body = response.read()
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            body, status = exc.read(), exc.code
+        text = body.decode()
+        try:
+            return status, json.loads(text)
+        except json.JSONDecodeError:
+            return status, text
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                status, _ = self.get("/health")
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"worker not ready after {timeout}s:\n{self.log_tail()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def log_tail(self, lines: int = 80) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+async def produce(
+    bootstrap: str, prefix: str, records: Iterable[Record | tuple[str, bytes, bytes | None]]
+) -> None:
+    """Publish records in order with a plain idempotent aiokafka producer; a (topic, value, key)
+    tuple is sent as raw bytes (hostile input)."""
+    codec = AvroCodec()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        for record in records:
+            if isinstance(record, tuple):
+                topic, value, key = record
+                await producer.send_and_wait(prefix + topic, value, key=key)
+            else:
+                key = record.key.encode() if record.key else None
+                await producer.send_and_wait(
+                    prefix + record.topic, codec.encode_record(record), key=key
+                )
+    finally:
+        await producer.stop()
+
+
+INPUTS = ("lead-submitted", "client-signed", "invoice-paid", "referral-refused", "referral-clock")
+JOURNALS = ("lead-journal", "account-journal", "referee-journal", "referrer-journal")
+
+
+async def wait_idle(
+    bootstrap: str, app_id: str, prefix: str, partitions: int = 8, timeout: float = 90
+) -> None:
+    """Wait until the worker group has committed everything on its inputs and journals, twice
+    in a row: nothing is in flight between the steps."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    names = [prefix + t for t in INPUTS] + [f"{app_id}-{j}" for j in JOURNALS]
+    tps = [TopicPartition(n, p) for n in names for p in range(partitions)]
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + timeout
+        quiet = 0
+        while time.monotonic() < deadline:
+            try:
+                committed = await admin.list_consumer_group_offsets(app_id)
+                ends = await consumer.end_offsets(tps)
+            except KafkaError:  # a fresh broker's coordinator may not be there yet
+                await asyncio.sleep(0.5)
+                continue
+            behind = sum(
+                max(0, ends[tp] - (committed[tp].offset if tp in committed else 0)) for tp in tps
+            )
+            quiet = quiet + 1 if behind == 0 else 0
+            if quiet >= 2:
+                return
+            await asyncio.sleep(0.3)
+        raise AssertionError(f"the worker group {app_id} never became idle")
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def produce_in_steps(
+    bootstrap: str, app_id: str, prefix: str, records: Sequence[Record]
+) -> None:
+    """Produce the records of each business instant, then wait until the workers are idle.
+
+    Live, an invoice reaches its lead through the account journal while a refusal goes
+    straight to the lead: records produced back to back can overtake each other. Stepping
+    through business time makes arrival order business order, as the replay assumes.
+    """
+    batch: list[Record] = []
+    for record in records:
+        if batch and _instant(record) != _instant(batch[-1]):
+            await produce(bootstrap, prefix, batch)
+            await wait_idle(bootstrap, app_id, prefix)
+            batch = []
+        batch.append(record)
+    if batch:
+        await produce(bootstrap, prefix, batch)
+        await wait_idle(bootstrap, app_id, prefix)
+
+
+def _instant(record: Record) -> int:
+    return int(getattr(record, "occurred_at", None) or getattr(record, "at", 0))
+
+
+def _reference_schemas() -> dict[bytes, tuple[str, avro.schema.Schema]]:
+    out = {}
+    for topic in default_registry().topics:
+        for version in default_registry().versions(topic):
+            out[version.fingerprint_bytes] = (topic, avro.schema.parse(json.dumps(version.raw)))
+    return out
+
+
+_REFERENCE = _reference_schemas()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_time(round(value.astimezone(UTC).timestamp() * 1000))
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, bytes):
+        return value
+    return value
+
+
+def decode_with_official_avro(data: bytes) -> tuple[str, dict[str, Any]]:
+    """(topic, value in the JSONL convention) of a single-object encoded record."""
+    assert data[:2] == b"\xc3\x01", "not single-object encoding"
+    topic, schema = _REFERENCE[data[2:10]]
+    datum = avro.io.DatumReader(schema).read(avro.io.BinaryDecoder(io.BytesIO(data[10:])))
+    return topic, _plain(datum)
+
+
+async def read_topic(bootstrap: str, topic: str, partitions: int = 8) -> list[Any]:
+    """Every committed record of a topic (read_committed), in partition then offset order."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        # Positions first: asking for end offsets before the seek resolved leaves aiokafka
+        # positioned at the end (seen with aiokafka 0.14).
+        for tp in tps:
+            await consumer.position(tp)
+        ends = await consumer.end_offsets(tps)
+        records: list[Any] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            positions = [await consumer.position(tp) for tp in tps]
+            if all(pos >= ends[tp] for pos, tp in zip(positions, tps, strict=True)):
+                break
+            batch = await consumer.getmany(timeout_ms=300)
+            for tp in tps:
+                records.extend(batch.get(tp, []))
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def read_outputs(bootstrap: str, prefix: str) -> dict[str, list[dict[str, Any]]]:
+    """Decoded reward-granted and referral-decisions values, by topic."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for topic in ("reward-granted", "referral-decisions"):
+        messages = await read_topic(bootstrap, prefix + topic)
+        out[topic] = [decode_with_official_avro(m.value)[1] for m in messages]
+    return out
+
+
+async def wait_for_outputs(
+    bootstrap: str, prefix: str, expected: dict[str, int], timeout: float = 180
+) -> dict[str, list[dict[str, Any]]]:
+    """Poll until each output topic holds at least the expected count, then settle briefly so
+    that a duplicate would show up too."""
+    deadline = time.monotonic() + timeout
+    outputs: dict[str, list[dict[str, Any]]] = {}
+    while time.monotonic() < deadline:
+        outputs = await read_outputs(bootstrap, prefix)
+        if all(len(outputs[t]) >= n for t, n in expected.items()):
+            await asyncio.sleep(3)
+            return await read_outputs(bootstrap, prefix)
+        await asyncio.sleep(1)
+    counts = {t: len(v) for t, v in outputs.items()}
+    raise AssertionError(f"outputs {counts} never reached {expected}")
+
+
+def canonical(values: Iterable[dict[str, Any]]) -> list[str]:
+    """Order-insensitive comparison form of output values."""
+    return sorted(json.dumps(v, sort_keys=True) for v in values)
+
+
+def fingerprint_of(topic: str) -> bytes:
+    return struct.pack("<Q", default_registry().current(topic).fingerprint)

@@ -1,0 +1,299 @@
+"""The live worker on the real broker: every rule through Kafka, equal to the JSONL replay.
+
+Events go in with a plain aiokafka producer; outputs come back read_committed and decoded with
+the official `avro` library. The stream is in business-time order and ends with a clock record,
+and leads whose outcome depends on each other (R2's first arrival, R8's caps) share a lead
+partition, so that the per-partition clocks of the live worker and the single clock of the
+replay must agree record for record.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.contracts import ClockAdvanced, InputEvent, JsonlCodec, ReferrerKind, RewardKind
+from streams.replay import replay
+from streams.rules import load_terms
+from tests.builders import DAY, HOUR, T0, lead, paid, referee, referrer, refused, signed
+from tests.e2e.harness import (
+    WorkerProcess,
+    canonical,
+    decode_with_official_avro,
+    ids_in_partition,
+    produce,
+    produce_in_steps,
+    read_outputs,
+    read_topic,
+    wait_for_outputs,
+)
+
+pytestmark = pytest.mark.e2e
+
+TERMS = """
+[program]
+starts_at = 2021-06-21T00:00:00Z
+ends_at = 2026-03-06T10:00:00Z
+
+[[terms]]
+version = "e2e"
+effective_from = 2021-06-21T00:00:00Z
+reward_amount_cents = 5000
+currency = "EUR"
+max_rewards = 2
+max_total_cents = 250000
+min_commitment_months = 12
+payout_window = "P30D"
+hold = "P14D"
+"""
+END = T0 + 60 * DAY  # the terms' ends_at
+AS_OF = T0 + 120 * DAY
+
+
+def own(lead_id: str) -> Any:
+    """A referrer of its own, so that caps (R8) only bind where a test means them to."""
+    return referrer(
+        referrer_id=f"ref-{lead_id}", organization_id=f"O-{lead_id}", email=f"r@{lead_id}.org"
+    )
+
+
+def full_story(lead_id: str, at: int, referrer_: Any = None) -> list[InputEvent]:
+    return [
+        lead(lead_id, at, referrer_=referrer_ or own(lead_id)),
+        signed(lead_id, at + DAY),
+        paid(f"acc-{lead_id}", at + 2 * DAY),
+    ]
+
+
+def scenario() -> tuple[list[InputEvent], dict[str, str]]:
+    """Events covering every rule, and the final status each named lead must reach."""
+    expect: dict[str, str] = {}
+    events: list[InputEvent] = []
+
+    events += full_story("happy", T0)
+    expect["happy"] = "GRANTED"
+    events.append(lead("partner", T0, kind=ReferrerKind.PARTNER))
+    expect["partner"] = "REJECTED:referrer_excluded"  # R1
+    events.append(lead("no-terms", T0, terms_accepted_version=None))
+    expect["no-terms"] = "REJECTED:terms_not_accepted"  # R1
+    events.append(lead("known", T0, referee_=referee(known_to_ringover=True, email="k@k.example")))
+    expect["known"] = "REJECTED:referee_already_known"  # R2
+    first, second = ids_in_partition("referee", 3, 2)
+    events.append(lead(first, T0, referee_=referee(email="a@shared.example")))
+    events.append(lead(second, T0 + HOUR, referee_=referee(email="b@shared.example")))
+    # R2: the first stays open (until the programme ends, R11); the second is rejected
+    expect[first], expect[second] = "REJECTED:program_ended", "REJECTED:referee_already_known"
+    events.append(lead("colleague", T0, referee_=referee(email="bob@acme.example")))
+    expect["colleague"] = "REJECTED:same_organization"  # R3
+    events += full_story("refused", T0)
+    events.append(refused("refused", T0 + 5 * DAY))
+    expect["refused"] = "REJECTED:refused_by_ringover"  # R4
+    events += [lead("short", T0), signed("short", T0 + DAY, months=6)]
+    expect["short"] = "REJECTED:commitment_too_short"  # R5
+    events += [lead("pay-first", T0, referrer_=own("pay-first")), paid("acc-pay-first", T0 + HOUR)]
+    events.append(signed("pay-first", T0 + 2 * HOUR))
+    expect["pay-first"] = "GRANTED"  # R6: payment before signature
+    voucher = referrer(referrer_id="ref-voucher", account_id=None, organization_id=None,
+                       email="v@home.example", kind=ReferrerKind.INDIVIDUAL)  # fmt: skip
+    events += full_story("voucher", T0, referrer_=voucher)
+    expect["voucher"] = "GRANTED"  # R9
+    capped = referrer(referrer_id="ref-capped", organization_id="O-CAP", email="c@cap.example")
+    for n, lead_id in enumerate(ids_in_partition("cap", 5, 3)):
+        events += full_story(lead_id, T0 + n * HOUR, referrer_=capped)
+        expect[lead_id] = "GRANTED" if n < 2 else "REJECTED:referrer_cap_reached"  # R8
+    events += [lead("late", T0, referrer_=own("late")), paid("acc-late", T0 + DAY)]
+    events.append(signed("late", T0 + 20 * DAY))
+    expect["late"] = "GRANTED"  # R10: granted_at is the signature's time
+    events += [lead("ended-open", T0 + 50 * DAY), signed("ended-open", T0 + 51 * DAY)]
+    expect["ended-open"] = "REJECTED:program_ended"  # R11: the clock reaches ends_at
+    events.append(lead("too-late", END + DAY))
+    expect["too-late"] = "REJECTED:program_ended"  # R11
+    other = referrer(referrer_id="ref-other", organization_id="O-2", email="o@other.example")
+    events.append(lead("happy", T0 + 3 * HOUR, referrer_=other))  # R12
+    events.append(events[0])  # R13: a redelivered event
+    events.sort(key=lambda e: e.occurred_at)
+    return events, expect
+
+
+@pytest.fixture(scope="module")
+def terms_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("terms") / "terms.toml"
+    path.write_text(TERMS)
+    return path
+
+
+@pytest.fixture(scope="module")
+def story() -> tuple[list[InputEvent], dict[str, str]]:
+    """One scenario for the module: the builders number event ids, so build it once."""
+    return scenario()
+
+
+@pytest.fixture(scope="module")
+def expected(
+    tmp_path_factory: pytest.TempPathFactory,
+    terms_file: Path,
+    story: tuple[list[InputEvent], dict[str, str]],
+) -> dict[str, Any]:
+    """The JSONL replay's outputs for the scenario: what the live worker must match."""
+    events, statuses = story
+    out = tmp_path_factory.mktemp("replay")
+    replay([*events, ClockAdvanced(AS_OF)], load_terms(terms_file), out)
+    result: dict[str, Any] = {"statuses": statuses}
+    for topic in ("reward-granted", "referral-decisions"):
+        lines = (out / f"{topic}.jsonl").read_text().splitlines()
+        result[topic] = [json.loads(line)["value"] for line in lines]
+    return result
+
+
+def final_status(decisions: list[dict[str, Any]], lead_id: str) -> str:
+    mine = [d for d in decisions if d["lead_id"] == lead_id and d["reason"] != "duplicate_lead"]
+    last = mine[-1]
+    return f"{last['status']}:{last['reason']}" if last["reason"] else last["status"]
+
+
+@pytest.fixture
+def names() -> tuple[str, str]:
+    """A fresh app id (consumer group, internal topics) and topic prefix for each test."""
+    tag = uuid.uuid4().hex[:8]
+    return f"e2e-{tag}", f"e2e-{tag}."
+
+
+async def test_every_rule_through_kafka_equals_the_replay(
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    terms_file: Path,
+    expected: dict[str, Any],
+    story: tuple[list[InputEvent], dict[str, str]],
+    names: tuple[str, str],
+) -> None:
+    app_id, prefix = names
+    worker = WorkerProcess(kafka_bootstrap, app_id, prefix, tmp_path / "w1", terms_file).start()
+    try:
+        worker.wait_ready()
+        events, _ = story
+        hostile: list[Any] = [
+            ("lead-submitted", b"not avro at all", b"junk"),
+            ("invoice-paid", JsonlCodec().format(events[0]).encode(), None),
+        ]
+        await produce(kafka_bootstrap, prefix, hostile)
+        await produce_in_steps(kafka_bootstrap, app_id, prefix, [*events, ClockAdvanced(AS_OF)])
+        counts = {t: len(expected[t]) for t in ("reward-granted", "referral-decisions")}
+        outputs = await wait_for_outputs(kafka_bootstrap, prefix, counts)
+
+        # The live outputs are the replay's, record for record (order aside).
+        for topic in counts:
+            assert canonical(outputs[topic]) == canonical(expected[topic]), topic
+        for lead_id, status in expected["statuses"].items():
+            assert final_status(outputs["referral-decisions"], lead_id) == status, lead_id
+
+        rewards = {r["lead_id"]: r for r in outputs["reward-granted"]}
+        assert rewards["voucher"]["kind"] == RewardKind.GIFT_VOUCHER.value  # R9
+        assert rewards["voucher"]["voucher_email"] == "v@home.example"
+        assert rewards["late"]["granted_at"] == "2026-01-25T10:00:00Z"  # R10
+        assert len(rewards) == len(outputs["reward-granted"])  # R13: one reward per lead
+        assert "@" not in json.dumps(outputs["referral-decisions"])  # R14
+
+        # Bad input is dead-lettered with its origin, never dropped, never fatal.
+        dead = await read_topic(kafka_bootstrap, prefix + "referral-dead-letters")
+        letters = [decode_with_official_avro(m.value)[1] for m in dead]
+        assert {letter["source_topic"] for letter in letters} == {
+            prefix + "lead-submitted",
+            prefix + "invoice-paid",
+        }
+        junk = next(x for x in letters if x["source_topic"] == prefix + "lead-submitted")
+        assert (junk["key"], junk["value"]) == (b"junk", b"not avro at all")
+        assert junk["error_class"] == "CodecError"
+
+        # Queries: routed, JSON, 404 for unknown ids, no e-mail addresses.
+        status, story = worker.get("/leads/happy")
+        assert status == 200
+        assert [d["status"] for d in story["decisions"] if d["reason"] is None] == [
+            "ACCEPTED", "QUALIFIED", "EARNED", "GRANTED",
+        ]  # fmt: skip
+        status, capped = worker.get("/referrers/ref-capped")
+        assert status == 200
+        assert capped["rewards_granted"] == 2
+        assert capped["caps"]["rewards_left"] == 0
+        assert worker.get("/leads/nobody")[0] == 404
+        assert worker.get("/referrers/nobody")[0] == 404
+        status, metrics = worker.get("/metrics")
+        assert 'referral_dead_letters_total{reason="CodecError"} 2' in metrics
+        assert "referral_rewards_granted_total" in metrics
+        assert "@" not in json.dumps(story) + json.dumps(capped)
+    finally:
+        worker.stop()
+
+
+async def test_two_workers_give_the_same_rewards_as_one(
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    terms_file: Path,
+    expected: dict[str, Any],
+    story: tuple[list[InputEvent], dict[str, str]],
+    names: tuple[str, str],
+) -> None:
+    app_id, prefix = names
+    workers = [
+        WorkerProcess(kafka_bootstrap, app_id, prefix, tmp_path / f"w{i}", terms_file).start()
+        for i in range(2)
+    ]
+    try:
+        for worker in workers:
+            worker.wait_ready()
+        events, _ = story
+        await produce_in_steps(kafka_bootstrap, app_id, prefix, [*events, ClockAdvanced(AS_OF)])
+        counts = {t: len(expected[t]) for t in ("reward-granted", "referral-decisions")}
+        outputs = await wait_for_outputs(kafka_bootstrap, prefix, counts)
+        assert canonical(outputs["reward-granted"]) == canonical(expected["reward-granted"])
+        assert canonical(outputs["referral-decisions"]) == canonical(expected["referral-decisions"])
+        # Each worker answers for every referrer, forwarding to the owner where needed.
+        for worker in workers:
+            status, body = worker.get("/referrers/ref-capped")
+            assert (status, body["rewards_granted"]) == (200, 2)
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+async def test_a_restarted_worker_resumes_from_its_changelog_without_a_second_grant(
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    terms_file: Path,
+    expected: dict[str, Any],
+    story: tuple[list[InputEvent], dict[str, str]],
+    names: tuple[str, str],
+) -> None:
+    """Half the stream, a stop, the local state wiped (so it must come back from the
+    changelogs), the other half: the outputs are still exactly the replay's."""
+    app_id, prefix = names
+    events, _ = story
+    half = len(events) // 2
+    worker = WorkerProcess(kafka_bootstrap, app_id, prefix, tmp_path / "w", terms_file).start()
+    try:
+        worker.wait_ready()
+        first_half = [*events[:half], ClockAdvanced(events[half].occurred_at)]
+        await produce_in_steps(kafka_bootstrap, app_id, prefix, first_half)
+        await wait_for_outputs(kafka_bootstrap, prefix, {"referral-decisions": 5}, timeout=120)
+        worker.stop()
+        shutil.rmtree(worker.data_dir / f"{app_id}-{worker.web_port}", ignore_errors=True)
+        worker = replace(worker, proc=None).start()
+        worker.wait_ready()
+        await produce_in_steps(
+            kafka_bootstrap, app_id, prefix, [*events[half:], ClockAdvanced(AS_OF)]
+        )
+        counts = {t: len(expected[t]) for t in ("reward-granted", "referral-decisions")}
+        outputs = await wait_for_outputs(kafka_bootstrap, prefix, counts)
+        reward_ids = [r["reward_id"] for r in outputs["reward-granted"]]
+        assert len(reward_ids) == len(set(reward_ids))
+        assert canonical(outputs["reward-granted"]) == canonical(expected["reward-granted"])
+        assert canonical(outputs["referral-decisions"]) == canonical(expected["referral-decisions"])
+        again = await read_outputs(kafka_bootstrap, prefix)
+        assert len(again["reward-granted"]) == len(expected["reward-granted"])
+    finally:
+        worker.stop()
