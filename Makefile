@@ -35,7 +35,8 @@ kafka-down: venv
 kafka-status: venv
 	$(PY) -m streams kafka status
 
-run: kafka-up
+# Local broker + worker + demo stream; Ctrl-C stops all three.
+run: venv
 	$(PY) -m streams run
 
 # Speed figures, never asserted by tests (see docs/benchmarks.md).

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from streams.app.settings import Settings
+
+import contextlib
 
 from streams.kafka import broker
 
@@ -151,6 +154,90 @@ def add_worker_options(parser: argparse.ArgumentParser) -> None:
     option("--log-level", "log_level", "info", "worker log level")
 
 
+def _demo_options(args: argparse.Namespace, bootstrap: str) -> Any:
+    from streams.demo import DemoOptions
+
+    return DemoOptions(
+        bootstrap=bootstrap,
+        referrers=args.referrers,
+        leads=args.leads,
+        rate=args.rate,
+        topic_prefix=args.topic_prefix,
+    )
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from streams.demo import run_demo
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_demo(_demo_options(args, args.bootstrap)))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Local broker + worker (demo terms) + demo; Ctrl-C stops all three."""
+    import asyncio
+    import subprocess
+    import time
+    import urllib.request
+
+    from streams.demo import demo_terms_path, run_demo
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C: worker, then broker
+
+    signal.signal(signal.SIGTERM, interrupt)
+    cfg = broker.BrokerConfig.from_env()
+    try:
+        bootstrap, started = broker.up(cfg)
+    except broker.BrokerError as exc:
+        print(f"referral-rewards run: {exc}", file=sys.stderr)
+        return 1
+    print(f"Kafka on {bootstrap}; starting the worker (web on :{args.web_port}) ...")
+    terms = args.terms or str(demo_terms_path())
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "streams", "worker", "--bootstrap", bootstrap, "--terms", terms,
+         "--web-port", str(args.web_port), "--topic-prefix", args.topic_prefix],
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and worker.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{args.web_port}/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(1)
+        if worker.poll() is not None:
+            print("referral-rewards run: the worker exited", file=sys.stderr)
+            return 1
+        print(f"worker ready: try http://127.0.0.1:{args.web_port}/metrics")
+        asyncio.run(run_demo(_demo_options(args, bootstrap)))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if worker.poll() is None:
+            worker.terminate()
+        try:
+            worker.wait(60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        if started:
+            broker.down(cfg)
+            print("local broker stopped")
+    return 0
+
+
+def add_demo_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--referrers", type=int, default=2000, help="referrers (default 2000)")
+    parser.add_argument("--leads", type=int, default=10000, help="leads to submit (default 10000)")
+    parser.add_argument("--rate", type=float, default=50.0, help="events a second (default 50)")
+    parser.add_argument(
+        "--topic-prefix", default=os.environ.get("REFERRAL_TOPIC_PREFIX", ""), help="topic prefix"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="referral-rewards", description="Referral reward engine on Apache Kafka."
@@ -182,6 +269,19 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run the live processor on Kafka")
     add_worker_options(worker)
     worker.set_defaults(handler=_worker)
+
+    from streams.app.settings import default_bootstrap
+
+    demo = commands.add_parser("demo", help="publish a realistic stream and show the decisions")
+    demo.add_argument("--bootstrap", default=default_bootstrap(), help="Kafka bootstrap servers")
+    add_demo_options(demo)
+    demo.set_defaults(handler=_demo)
+
+    run = commands.add_parser("run", help="local broker + worker + demo (make run)")
+    add_demo_options(run)
+    run.add_argument("--web-port", type=int, default=6066, help="worker HTTP port")
+    run.add_argument("--terms", default=None, help="terms file (default: the demo terms)")
+    run.set_defaults(handler=_run)
     return parser
 
 

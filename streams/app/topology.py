@@ -194,6 +194,9 @@ class ReferralWorker:
             f"{self.settings.journal_prefix}referrer-view",
         ]
         specs = [TopicSpec(name, p, r) for name in names]
+        # Faust elects the leader (who writes clock records) by who owns this topic's only
+        # partition; created late by Faust, it can miss the first assignment.
+        specs.append(TopicSpec(f"{self.settings.app_id}-__assignor-__leader", 1, r))
         compacted = {"cleanup.policy": "compact"}
         for table in self.app.tables.values():
             specs.append(TopicSpec(table.changelog_topic.get_topic_name(), p, r, compacted))
