@@ -57,32 +57,158 @@ def _schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def _programme(args: argparse.Namespace) -> Any:
+    from pathlib import Path
+
+    from streams.rules.terms import load_terms
+
+    return load_terms(Path(args.terms) if args.terms else None)
+
+
 def _replay(args: argparse.Namespace) -> int:
+    import asyncio
     from pathlib import Path
 
     from streams.contracts import JsonlCodec, JsonlError, parse_time
     from streams.replay import input_events, replay
-    from streams.rules.terms import TermsError, load_terms
+    from streams.rules.terms import TermsError
 
-    try:
-        programme = load_terms(Path(args.terms) if args.terms else None)
-        as_of = parse_time(args.as_of) if args.as_of else None
-    except (TermsError, ValueError) as exc:
-        print(f"referral-rewards replay: {exc}", file=sys.stderr)
+    def usage(message: str) -> int:
+        print(f"referral-rewards replay: {message}", file=sys.stderr)
         return 2
+
+    if bool(args.events) == bool(args.from_kafka):
+        return usage("give either --events FILE or --from-kafka")
+    if args.events and not args.out:
+        return usage("--events needs --out DIR")
+    if args.from_kafka and bool(args.out) == bool(args.to_topics):
+        return usage("--from-kafka needs one of --out DIR or --to-topics PREFIX")
+    if args.to_topics is not None and not args.to_topics:
+        return usage("--to-topics needs a non-empty prefix (never the live topics)")
+    try:
+        programme = _programme(args)
+        as_of = parse_time(args.as_of) if args.as_of else None
+        since = parse_time(args.since) if args.since else None
+    except (TermsError, ValueError) as exc:
+        return usage(str(exc))
+    if args.from_kafka:
+        from streams.app.settings import Topics
+        from streams.audit.commands import replay_from_kafka
+
+        summary = asyncio.run(
+            replay_from_kafka(
+                bootstrap=args.bootstrap,
+                topics=Topics(args.topic_prefix),
+                app_id=args.app_id,
+                programme=programme,
+                journal=args.journal,
+                since_ms=since,
+                as_of=as_of,
+                out_dir=Path(args.out) if args.out else None,
+                to_topics=args.to_topics,
+                quiet=args.quiet,
+            )
+        )
+        print(summary.line())
+        return 0
     events_path = Path(args.events)
     if not events_path.is_file():
-        print(f"referral-rewards replay: no events file {events_path}", file=sys.stderr)
-        return 2
+        return usage(f"no events file {events_path}")
     try:
         summary = replay(
             input_events(JsonlCodec().read_file(events_path)), programme, Path(args.out), as_of
         )
     except JsonlError as exc:
-        print(f"referral-rewards replay: {events_path}: {exc}", file=sys.stderr)
-        return 2
+        return usage(f"{events_path}: {exc}")
     print(summary.line())
     return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+
+    from rich.console import Console
+
+    from streams.app.settings import Topics
+    from streams.audit.commands import audit, print_audit
+
+    result = asyncio.run(
+        audit(
+            bootstrap=args.bootstrap,
+            topics=Topics(args.topic_prefix),
+            app_id=args.app_id,
+            programme=_programme(args),
+            quiet=args.quiet,
+        )
+    )
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print_audit(result, Console())
+    return 0 if result["ok"] else 1
+
+
+def _explain(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from streams.audit.commands import explain
+
+    return asyncio.run(
+        explain(
+            bootstrap=args.bootstrap,
+            app_id=args.app_id,
+            programme=_programme(args),
+            lead=args.lead,
+            referrer=args.referrer,
+            as_json=args.json,
+            quiet=args.quiet,
+        )
+    )
+
+
+def _export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streams.app.settings import Topics
+    from streams.audit.commands import export
+    from streams.contracts import parse_time
+
+    try:
+        since = parse_time(args.since) if args.since else None
+        until = parse_time(args.until) if args.until else None
+    except ValueError as exc:
+        print(f"referral-rewards export: {exc}", file=sys.stderr)
+        return 2
+    return export(
+        bootstrap=args.bootstrap,
+        topics=Topics(args.topic_prefix),
+        topic=args.topic,
+        since_ms=since,
+        until_ms=until,
+        out=Path(args.out) if args.out else None,
+        quiet=args.quiet,
+    )
+
+
+def add_log_options(parser: argparse.ArgumentParser, *, terms: bool = True) -> None:
+    """Where the log is: the cluster, the deployment's names; and whether to show progress."""
+    from streams.app.settings import default_bootstrap
+
+    parser.add_argument("--bootstrap", default=default_bootstrap(), help="Kafka bootstrap servers")
+    parser.add_argument(
+        "--app-id",
+        default=os.environ.get("REFERRAL_APP_ID", "referral-rewards"),
+        help="the worker's app id: names its journals",
+    )
+    parser.add_argument(
+        "--topic-prefix",
+        default=os.environ.get("REFERRAL_TOPIC_PREFIX", ""),
+        help="prefix of the input and output topics",
+    )
+    if terms:
+        parser.add_argument("--terms", default=None, help="terms TOML (default: shipped terms)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _worker_settings(args: argparse.Namespace) -> Settings:
@@ -256,15 +382,53 @@ def build_parser() -> argparse.ArgumentParser:
     schemas.set_defaults(handler=_schemas)
 
     replay = commands.add_parser(
-        "replay", help="run the rules over a JSONL log and write the outputs as JSONL"
+        "replay", help="run the rules over a JSONL log or the Kafka log; write the outputs"
     )
-    replay.add_argument("--events", required=True, help="input events, one JSONL record a line")
-    replay.add_argument("--terms", default=None, help="terms TOML (default: the shipped terms)")
+    replay.add_argument("--events", default=None, help="input events, one JSONL record a line")
+    replay.add_argument("--from-kafka", action="store_true", help="read the log from Kafka")
+    replay.add_argument(
+        "--from", dest="since", default=None, help="with --from-kafka: start at this time"
+    )
+    replay.add_argument(
+        "--from-beginning", action="store_true", help="with --from-kafka: the whole log (default)"
+    )
+    replay.add_argument(
+        "--journal",
+        action="store_true",
+        help="replay the live worker's journals (clock records included) instead of the inputs",
+    )
     replay.add_argument(
         "--as-of", default=None, help="advance the clock to this ISO-8601 UTC time at the end"
     )
-    replay.add_argument("--out", required=True, help="folder for the two output files")
+    replay.add_argument("--out", default=None, help="folder for the two output files")
+    replay.add_argument(
+        "--to-topics", default=None, help="with --from-kafka: produce outputs to PREFIX<topic>"
+    )
+    add_log_options(replay)
     replay.set_defaults(handler=_replay)
+
+    audit = commands.add_parser(
+        "audit", help="recompute the outputs from the log and compare with what was emitted"
+    )
+    add_log_options(audit)
+    audit.add_argument("--json", action="store_true", help="machine-readable report")
+    audit.set_defaults(handler=_audit)
+
+    explain = commands.add_parser("explain", help="the full story of a lead or a referrer")
+    who = explain.add_mutually_exclusive_group(required=True)
+    who.add_argument("--lead", default=None)
+    who.add_argument("--referrer", default=None)
+    add_log_options(explain)
+    explain.add_argument("--json", action="store_true")
+    explain.set_defaults(handler=_explain)
+
+    export = commands.add_parser("export", help="a topic as decoded JSONL")
+    export.add_argument("--topic", required=True, help="contract name, e.g. invoice-paid")
+    export.add_argument("--from", dest="since", default=None, help="ISO-8601 UTC start")
+    export.add_argument("--to", dest="until", default=None, help="ISO-8601 UTC end")
+    export.add_argument("--out", default=None, help="file (default: standard output)")
+    add_log_options(export, terms=False)
+    export.set_defaults(handler=_export)
 
     worker = commands.add_parser("worker", help="run the live processor on Kafka")
     add_worker_options(worker)

@@ -14,7 +14,7 @@ import gc
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +44,16 @@ class ReplaySummary:
     decisions: int = 0
     rejections: Counter[str] = field(default_factory=Counter)
     overdue: int = 0
+
+    def count(self, output: Output) -> None:
+        if isinstance(output, RewardGranted):
+            self.rewards += 1
+            self.reward_cents += output.amount_cents
+            self.overdue += output.granted_at > output.due_by
+        else:
+            self.decisions += 1
+            if output.reason is not None:
+                self.rejections[output.reason.value] += 1
 
     def line(self) -> str:
         rejected = ", ".join(f"{k}={v}" for k, v in sorted(self.rejections.items())) or "none"
@@ -87,21 +97,31 @@ def input_events(records: Iterable[tuple[int, Record]]) -> Iterator[LogEntry]:
         yield record
 
 
-def replay(
-    events: Iterable[LogEntry], programme: Programme, out_dir: Path, as_of: int | None = None
-) -> ReplaySummary:
-    """Run the rules over `events` in order; write the two output files into `out_dir`."""
-    with quiet_gc():
-        return _replay(events, programme, out_dir, as_of)
+def run_log(
+    events: Iterable[LogEntry], programme: Programme, as_of: int | None = None
+) -> Iterator[Output]:
+    """The outputs of the rules over `events` in order, then of the clock moved to `as_of`
+    (by default the latest time seen), in emission order."""
+    engine = Engine(programme)
+    latest: int | None = None
+    for event in events:
+        if isinstance(event, ClockAdvanced):
+            yield from engine.advance_to(event.at)
+            moment = event.at
+        else:
+            yield from engine.apply(event)
+            moment = event.occurred_at
+        latest = moment if latest is None else max(latest, moment)
+    target = as_of if as_of is not None else latest
+    if target is not None:
+        yield from engine.advance_to(target)
 
 
-def _replay(
-    events: Iterable[LogEntry], programme: Programme, out_dir: Path, as_of: int | None
-) -> ReplaySummary:
+@contextlib.contextmanager
+def output_files(out_dir: Path) -> Iterator[Callable[[Output], None]]:
+    """A writer of the two output files; they appear (atomically) only if the block succeeds."""
     out_dir.mkdir(parents=True, exist_ok=True)
     codec = JsonlCodec()
-    engine = Engine(programme)
-    summary = ReplaySummary()
     with ExitStack() as stack:
         temps = {}
         for name in (REWARDS_FILE, DECISIONS_FILE):
@@ -111,37 +131,43 @@ def _replay(
             stack.callback(_discard, handle.name)
             temps[name] = stack.enter_context(handle)
 
-        def write(outputs: list[Output]) -> None:
-            for output in outputs:
-                if isinstance(output, RewardGranted):
-                    temps[REWARDS_FILE].write(codec.format(output) + "\n")
-                    summary.rewards += 1
-                    summary.reward_cents += output.amount_cents
-                    summary.overdue += output.granted_at > output.due_by
-                else:
-                    temps[DECISIONS_FILE].write(codec.format(output) + "\n")
-                    summary.decisions += 1
-                    if output.reason is not None:
-                        summary.rejections[output.reason.value] += 1
+        def write(output: Output) -> None:
+            name = REWARDS_FILE if isinstance(output, RewardGranted) else DECISIONS_FILE
+            temps[name].write(codec.format(output) + "\n")
 
-        latest: int | None = None
-        for event in events:
-            if isinstance(event, ClockAdvanced):
-                write(engine.advance_to(event.at))
-                moment = event.at
-            else:
-                summary.events += 1
-                write(engine.apply(event))
-                moment = event.occurred_at
-            latest = moment if latest is None else max(latest, moment)
-        target = as_of if as_of is not None else latest
-        if target is not None:
-            write(engine.advance_to(target))
+        yield write
         for name, handle in temps.items():
             handle.flush()
             os.fsync(handle.fileno())
             handle.close()
             os.replace(handle.name, out_dir / name)
+
+
+def replay(
+    events: Iterable[LogEntry], programme: Programme, out_dir: Path, as_of: int | None = None
+) -> ReplaySummary:
+    """Run the rules over `events` in order; write the two output files into `out_dir`."""
+    summary = ReplaySummary()
+
+    def counted(entries: Iterable[LogEntry]) -> Iterator[LogEntry]:
+        for entry in entries:
+            summary.events += not isinstance(entry, ClockAdvanced)
+            yield entry
+
+    with quiet_gc(), output_files(out_dir) as write:
+        for output in run_log(counted(events), programme, as_of):
+            summary.count(output)
+            write(output)
+    return summary
+
+
+def write_outputs(outputs: Iterable[Output], out_dir: Path) -> ReplaySummary:
+    """Write already computed outputs (a journal replay's) as the replay's two files."""
+    summary = ReplaySummary()
+    with output_files(out_dir) as write:
+        for output in outputs:
+            summary.count(output)
+            write(output)
     return summary
 
 

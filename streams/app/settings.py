@@ -26,40 +26,41 @@ class Topics:
 
     prefix: str = ""
 
-    def _name(self, base: str) -> str:
+    def name(self, base: str) -> str:
+        """The Kafka name of a contract topic under this prefix."""
         return f"{self.prefix}{base}"
 
     @property
     def lead_submitted(self) -> str:
-        return self._name("lead-submitted")
+        return self.name("lead-submitted")
 
     @property
     def client_signed(self) -> str:
-        return self._name("client-signed")
+        return self.name("client-signed")
 
     @property
     def invoice_paid(self) -> str:
-        return self._name("invoice-paid")
+        return self.name("invoice-paid")
 
     @property
     def referral_refused(self) -> str:
-        return self._name("referral-refused")
+        return self.name("referral-refused")
 
     @property
     def clock(self) -> str:
-        return self._name("referral-clock")
+        return self.name("referral-clock")
 
     @property
     def reward_granted(self) -> str:
-        return self._name("reward-granted")
+        return self.name("reward-granted")
 
     @property
     def decisions(self) -> str:
-        return self._name("referral-decisions")
+        return self.name("referral-decisions")
 
     @property
     def dead_letters(self) -> str:
-        return self._name("referral-dead-letters")
+        return self.name("referral-dead-letters")
 
     @property
     def inputs(self) -> dict[str, str]:

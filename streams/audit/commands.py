@@ -1,0 +1,170 @@
+"""The audit commands' shell: read the log, run the core, print or write the results."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from rich.console import Console
+
+from streams.app.settings import Topics
+from streams.audit.compare import compare
+from streams.audit.explain import lead_story, referrer_story, render_lead, render_referrer
+from streams.audit.export import export_topic
+from streams.audit.journal_replay import JournalReplay, replay_journals
+from streams.audit.sources import read_inputs, read_journals, read_outputs
+from streams.contracts import AvroCodec, RewardGranted
+from streams.contracts.records import RECORD_TYPES
+from streams.kafka.topics import TopicSpec, describe_partitions, ensure_topics
+from streams.replay import ReplaySummary, run_log, write_outputs
+from streams.rules import Programme
+from streams.rules.model import Output
+
+
+async def publish_outputs(bootstrap: str, prefix: str, outputs: Iterable[Output]) -> int:
+    """Produce recomputed outputs to `<prefix>reward-granted` and `<prefix>referral-decisions`
+    (never the live topics: a prefix is required)."""
+    codec = AvroCodec()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    count = 0
+    try:
+        for output in outputs:
+            key = output.referrer_id if isinstance(output, RewardGranted) else output.lead_id
+            await producer.send(
+                prefix + output.topic, codec.encode_record(output), key=key.encode()
+            )
+            count += 1
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return count
+
+
+async def journal_replay(
+    bootstrap: str, app_id: str, programme: Programme, quiet: bool
+) -> JournalReplay:
+    return replay_journals(await read_journals(bootstrap, app_id, quiet=quiet), programme)
+
+
+async def replay_from_kafka(
+    *,
+    bootstrap: str,
+    topics: Topics,
+    app_id: str,
+    programme: Programme,
+    journal: bool,
+    since_ms: int | None,
+    as_of: int | None,
+    out_dir: Path | None,
+    to_topics: str | None,
+    quiet: bool,
+) -> ReplaySummary:
+    if journal:
+        outputs: list[Output] = (await journal_replay(bootstrap, app_id, programme, quiet)).outputs
+    else:
+        log = await read_inputs(bootstrap, topics, since_ms=since_ms, quiet=quiet)
+        if log.skipped and not quiet:
+            skipped = ", ".join(f"{t}={n}" for t, n in sorted(log.skipped.items()))
+            print(f"skipped undecodable input records: {skipped}", file=sys.stderr)
+        outputs = list(run_log(log.entries, programme, as_of))
+    if out_dir is not None:
+        return write_outputs(outputs, out_dir)
+    assert to_topics is not None
+    summary = ReplaySummary()
+    for output in outputs:
+        summary.count(output)
+    # The copies get the live outputs' partition count, so keys land where they do live.
+    live = await describe_partitions(bootstrap, [topics.reward_granted, topics.decisions])
+    await ensure_topics(
+        bootstrap,
+        [
+            TopicSpec(to_topics + name, live.get(topics.name(name), 8))
+            for name in ("reward-granted", "referral-decisions")
+        ],
+    )
+    await publish_outputs(bootstrap, to_topics, outputs)
+    return summary
+
+
+async def audit(
+    *, bootstrap: str, topics: Topics, app_id: str, programme: Programme, quiet: bool
+) -> dict[str, Any]:
+    replayed = await journal_replay(bootstrap, app_id, programme, quiet)
+    emitted = await read_outputs(bootstrap, topics, quiet=quiet)
+    report = compare(replayed.outputs, emitted, set(replayed.lead_messages))
+    result = report.as_json()
+    result["journal_failures"] = replayed.failures
+    return result
+
+
+def print_audit(result: dict[str, Any], console: Console) -> None:
+    matching = ", ".join(f"{t}: {n}" for t, n in sorted(result["matching"].items()))
+    console.print(f"matching: {matching or 'nothing'}")
+    for d in result["differences"]:
+        colour = "yellow" if d["cause"] == "duplicate record" else "red"
+        console.print(f"[{colour}]{d['kind']}[/{colour}] {d['topic']} {d['key']}: {d['cause']}")
+        for name, values in d["fields"].items():
+            console.print(
+                f"    {name}: expected {values['expected']!r}, found {values['actual']!r}"
+            )
+    verdict = (
+        "[green]OK[/green]" if result["ok"] else f"[red]{result['unexplained']} unexplained[/red]"
+    )
+    console.print(f"audit: {verdict}")
+
+
+async def explain(
+    *, bootstrap: str, app_id: str, programme: Programme, lead: str | None, referrer: str | None,
+    as_json: bool, quiet: bool,
+) -> int:  # fmt: skip
+    replayed = await journal_replay(bootstrap, app_id, programme, quiet)
+    # Piped into a file or a pager, tables keep whole words rather than the 80-column default.
+    console = Console() if sys.stdout.isatty() else Console(width=200)
+    if lead is not None:
+        story = lead_story(replayed, lead)
+        if story is None:
+            print(f"no lead {lead} in the journals", file=sys.stderr)
+            return 1
+        if as_json:
+            print(json.dumps(story, indent=2))
+        else:
+            render_lead(story, console)
+        return 0
+    assert referrer is not None
+    story = referrer_story(replayed, referrer, programme)
+    if story is None:
+        print(f"no referrer {referrer} in the journals", file=sys.stderr)
+        return 1
+    if as_json:
+        print(json.dumps(story, indent=2))
+    else:
+        render_referrer(story, console)
+    return 0
+
+
+def export(
+    *, bootstrap: str, topics: Topics, topic: str, since_ms: int | None, until_ms: int | None,
+    out: Path | None, quiet: bool,
+) -> int:  # fmt: skip
+    if topic not in RECORD_TYPES:
+        print(f"unknown topic {topic}; one of {', '.join(RECORD_TYPES)}", file=sys.stderr)
+        return 2
+    kafka_topic = topics.name(topic)
+    handle = out.open("w", encoding="utf-8") if out else sys.stdout
+    try:
+        written, bad = asyncio.run(
+            export_topic(bootstrap, kafka_topic, topic, handle, since_ms=since_ms,
+                         until_ms=until_ms, quiet=quiet)
+        )  # fmt: skip
+    finally:
+        if out:
+            handle.close()
+    print(f"exported {written} records of {kafka_topic}" + (f", {bad} undecodable" if bad else ""),
+          file=sys.stderr)  # fmt: skip
+    return 0
