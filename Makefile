@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv lint test test-fast kafka-up kafka-down kafka-status run bench clean
+.PHONY: venv lint test test-fast kafka-up kafka-down kafka-status run bench bench-replay clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ run: venv
 # Speed figures, never asserted by tests (see docs/benchmarks.md).
 bench: venv
 	$(PY) -m benchmarks.replay_core
+
+# Replay from Kafka against read+decode alone, on the local broker.
+bench-replay: kafka-up
+	$(PY) -m benchmarks.replay_kafka
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
