@@ -64,15 +64,19 @@ async def read_and_decode(bootstrap: str, topics: Topics) -> int:
     return count
 
 
-async def main() -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--bootstrap", default=os.environ.get("REFERRAL_BOOTSTRAP"))
     args = parser.parse_args()
     bootstrap = args.bootstrap or broker.up()[0]
+    asyncio.run(run(bootstrap, args.events))
+
+
+async def run(bootstrap: str, events: int) -> None:
     topics = Topics(f"bench-{uuid.uuid4().hex[:8]}.")
     start = time.perf_counter()
-    count = await publish(bootstrap, topics, args.events)
+    count = await publish(bootstrap, topics, events)
     print(f"published {count} events to {topics.prefix}* in {time.perf_counter() - start:.1f} s")
 
     start = time.perf_counter()
@@ -93,4 +97,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -185,3 +185,46 @@ def sample_records() -> list[Any]:
             dead_lettered_at=T0,
         ),
     ]
+
+
+TERMS_TOML = """
+[program]
+starts_at = 2021-06-21T00:00:00Z
+{ends_at}
+
+[[terms]]
+version = "{version}"
+effective_from = 2021-06-21T00:00:00Z
+reward_amount_cents = {amount}
+currency = "EUR"
+max_rewards = {max_rewards}
+max_total_cents = {max_total}
+min_commitment_months = 12
+payout_window = "{payout}"
+hold = "{hold}"
+{extra}
+"""
+
+
+def terms_toml(
+    *,
+    version: str = "2021-06-21",
+    ends_at: str | None = None,
+    amount: int = 5000,
+    max_rewards: int = 50,
+    max_total: int = 250000,
+    payout: str = "P30D",
+    hold: str = "P14D",
+    extra: str = "",
+) -> str:
+    """A terms file: the 2021-06-21 terms with the given changes."""
+    return TERMS_TOML.format(
+        version=version,
+        ends_at=f"ends_at = {ends_at}" if ends_at else "",
+        amount=amount,
+        max_rewards=max_rewards,
+        max_total=max_total,
+        payout=payout,
+        hold=hold,
+        extra=extra,
+    )

@@ -127,24 +127,17 @@ async def explain(
     # Piped into a file or a pager, tables keep whole words rather than the 80-column default.
     console = Console() if sys.stdout.isatty() else Console(width=200)
     if lead is not None:
-        story = lead_story(replayed, lead)
-        if story is None:
-            print(f"no lead {lead} in the journals", file=sys.stderr)
-            return 1
-        if as_json:
-            print(json.dumps(story, indent=2))
-        else:
-            render_lead(story, console)
-        return 0
-    assert referrer is not None
-    story = referrer_story(replayed, referrer, programme)
+        story, who, render = lead_story(replayed, lead), f"lead {lead}", render_lead
+    else:
+        story = referrer_story(replayed, referrer or "", programme)
+        who, render = f"referrer {referrer}", render_referrer
     if story is None:
-        print(f"no referrer {referrer} in the journals", file=sys.stderr)
+        print(f"no {who} in the journals", file=sys.stderr)
         return 1
     if as_json:
         print(json.dumps(story, indent=2))
     else:
-        render_referrer(story, console)
+        render(story, console)
     return 0
 
 

@@ -28,18 +28,20 @@ class AvroCodec:
     def __init__(self, registry: SchemaRegistry | None = None) -> None:
         self.registry = registry or default_registry()
 
+    def _schema(self, topic: str, version: int | None) -> SchemaVersion:
+        """The topic's current schema, or the given version of it."""
+        try:
+            if version is None:
+                return self.registry.current(topic)
+            return self.registry.version(topic, version)
+        except KeyError as exc:
+            raise CodecError(str(exc.args[0])) from None
+
     # -- bytes <-> Avro dicts --------------------------------------------------------------
 
     def encode(self, topic: str, datum: dict[str, Any], version: int | None = None) -> bytes:
         """Single-object encoding of `datum` with the topic's current schema (or `version`)."""
-        try:
-            schema = (
-                self.registry.current(topic)
-                if version is None
-                else self.registry.version(topic, version)
-            )
-        except KeyError as exc:
-            raise CodecError(str(exc.args[0])) from None
+        schema = self._schema(topic, version)
         buf = io.BytesIO()
         buf.write(MARKER)
         buf.write(schema.fingerprint_bytes)
@@ -71,14 +73,7 @@ class AvroCodec:
         """The Avro dict of `data`, resolved to the topic's current schema (or `reader_version`,
         as a consumer still deployed with that version would read it)."""
         writer = self.writer_schema(topic, data)
-        try:
-            reader = (
-                self.registry.current(topic)
-                if reader_version is None
-                else self.registry.version(topic, reader_version)
-            )
-        except KeyError as exc:
-            raise CodecError(str(exc.args[0])) from None
+        reader = self._schema(topic, reader_version)
         body = io.BytesIO(bytes(data[HEADER_SIZE:]))
         try:
             datum = fastavro.schemaless_reader(

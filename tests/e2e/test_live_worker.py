@@ -21,7 +21,18 @@ import pytest
 from streams.contracts import ClockAdvanced, InputEvent, JsonlCodec, ReferrerKind, RewardKind
 from streams.replay import replay
 from streams.rules import load_terms
-from tests.builders import DAY, HOUR, T0, lead, paid, referee, referrer, refused, signed
+from tests.builders import (
+    DAY,
+    HOUR,
+    T0,
+    lead,
+    paid,
+    referee,
+    referrer,
+    refused,
+    signed,
+    terms_toml,
+)
 from tests.e2e.harness import (
     WorkerProcess,
     canonical,
@@ -36,22 +47,7 @@ from tests.e2e.harness import (
 
 pytestmark = pytest.mark.e2e
 
-TERMS = """
-[program]
-starts_at = 2021-06-21T00:00:00Z
-ends_at = 2026-03-06T10:00:00Z
-
-[[terms]]
-version = "e2e"
-effective_from = 2021-06-21T00:00:00Z
-reward_amount_cents = 5000
-currency = "EUR"
-max_rewards = 2
-max_total_cents = 250000
-min_commitment_months = 12
-payout_window = "P30D"
-hold = "P14D"
-"""
+TERMS = terms_toml(version="e2e", ends_at="2026-03-06T10:00:00Z", max_rewards=2)
 END = T0 + 60 * DAY  # the terms' ends_at
 AS_OF = T0 + 120 * DAY
 

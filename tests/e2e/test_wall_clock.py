@@ -11,26 +11,12 @@ import pytest
 
 from streams.contracts import InputEvent, parse_time
 from streams.kafka.topics import TopicSpec, ensure_topics
-from tests.builders import DAY, T0, lead, paid, refused, signed
+from tests.builders import DAY, T0, lead, paid, refused, signed, terms_toml
 from tests.e2e.harness import INPUTS, WorkerProcess, produce, wait_for_outputs
 
 pytestmark = pytest.mark.e2e
 
-SHORT_HOLD = """
-[program]
-starts_at = 2021-06-21T00:00:00Z
-
-[[terms]]
-version = "short-hold"
-effective_from = 2021-06-21T00:00:00Z
-reward_amount_cents = 5000
-currency = "EUR"
-max_rewards = 50
-max_total_cents = 250000
-min_commitment_months = 12
-payout_window = "PT1M"
-hold = "PT2S"
-"""
+SHORT_HOLD = terms_toml(version="short-hold", payout="PT1M", hold="PT2S")
 
 
 async def test_r10_a_backlog_is_judged_in_business_time_and_holds_expire_without_events(

@@ -7,24 +7,7 @@ from dataclasses import dataclass
 
 from streams.contracts import InputEvent, ReferralDecision, RewardGranted
 from streams.rules import Engine, Programme, parse_terms
-
-BASE_TERMS = """
-[program]
-starts_at = 2021-06-21T00:00:00Z
-{ends_at}
-
-[[terms]]
-version = "2021-06-21"
-effective_from = 2021-06-21T00:00:00Z
-reward_amount_cents = {amount}
-currency = "EUR"
-max_rewards = {max_rewards}
-max_total_cents = {max_total}
-min_commitment_months = 12
-payout_window = "P30D"
-hold = "{hold}"
-{extra}
-"""
+from tests.builders import terms_toml
 
 
 def terms(
@@ -37,8 +20,8 @@ def terms(
     extra: str = "",
 ) -> Programme:
     return parse_terms(
-        BASE_TERMS.format(
-            ends_at=f"ends_at = {ends_at}" if ends_at else "",
+        terms_toml(
+            ends_at=ends_at,
             amount=amount,
             max_rewards=max_rewards,
             max_total=max_total,

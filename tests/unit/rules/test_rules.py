@@ -22,7 +22,18 @@ from streams.rules.model import (
     TimerFired,
 )
 from streams.rules.referrer import reward_id
-from tests.builders import DAY, HOUR, T0, lead, paid, referee, referrer, refused, signed
+from tests.builders import (
+    DAY,
+    HOUR,
+    T0,
+    lead,
+    paid,
+    referee,
+    referrer,
+    refused,
+    signed,
+    terms_toml,
+)
 from tests.unit.rules.conftest import run, terms
 
 HAPPY = ["ACCEPTED", "QUALIFIED", "EARNED", "GRANTED"]
@@ -177,14 +188,7 @@ def test_r3_a_shared_free_mail_domain_is_not_one_organization() -> None:
 def test_r3_free_mail_domains_come_from_the_terms_file_when_listed() -> None:
     """With free_mail_domains = ["corp-mail.example"], two people there are not one company,
     and gmail.com no longer is free mail."""
-    text = 'free_mail_domains = ["corp-mail.example"]\n' + (
-        "[program]\nstarts_at = 2021-06-21T00:00:00Z\n"
-        '[[terms]]\nversion = "v"\neffective_from = 2021-06-21T00:00:00Z\n'
-        'reward_amount_cents = 5000\ncurrency = "EUR"\nmax_rewards = 50\n'
-        'max_total_cents = 250000\nmin_commitment_months = 12\npayout_window = "P30D"\n'
-        'hold = "P14D"\n'
-    )
-    programme = parse_terms(text)
+    programme = parse_terms('free_mail_domains = ["corp-mail.example"]\n' + terms_toml())
     mixed = [
         lead(
             "lead-1",
