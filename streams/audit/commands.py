@@ -18,10 +18,10 @@ from streams.audit.explain import lead_story, referrer_story, render_lead, rende
 from streams.audit.export import export_topic
 from streams.audit.journal_replay import JournalReplay, replay_journals
 from streams.audit.sources import read_inputs, read_journals, read_outputs
-from streams.contracts import AvroCodec, RewardGranted
+from streams.contracts import AvroCodec, ClockAdvanced, RewardGranted
 from streams.contracts.records import RECORD_TYPES
 from streams.kafka.topics import TopicSpec, describe_partitions, ensure_topics
-from streams.replay import ReplaySummary, run_log, write_outputs
+from streams.replay import ReplaySummary, quiet_gc, run_log, write_outputs
 from streams.rules import Programme
 from streams.rules.model import Output
 
@@ -65,18 +65,24 @@ async def replay_from_kafka(
     to_topics: str | None,
     quiet: bool,
 ) -> ReplaySummary:
-    if journal:
-        outputs: list[Output] = (await journal_replay(bootstrap, app_id, programme, quiet)).outputs
-    else:
-        log = await read_inputs(bootstrap, topics, since_ms=since_ms, quiet=quiet)
-        if log.skipped and not quiet:
-            skipped = ", ".join(f"{t}={n}" for t, n in sorted(log.skipped.items()))
-            print(f"skipped undecodable input records: {skipped}", file=sys.stderr)
-        outputs = list(run_log(log.entries, programme, as_of))
-    if out_dir is not None:
-        return write_outputs(outputs, out_dir)
+    with quiet_gc():
+        if journal:
+            journals = await read_journals(bootstrap, app_id, quiet=quiet)
+            outputs: list[Output] = replay_journals(journals, programme).outputs
+            events = journals.input_events
+        else:
+            log = await read_inputs(bootstrap, topics, since_ms=since_ms, quiet=quiet)
+            if log.skipped and not quiet:
+                skipped = ", ".join(f"{t}={n}" for t, n in sorted(log.skipped.items()))
+                print(f"skipped undecodable input records: {skipped}", file=sys.stderr)
+            outputs = list(run_log(log.entries, programme, as_of))
+            events = sum(1 for e in log.entries if not isinstance(e, ClockAdvanced))
+        if out_dir is not None:
+            summary = write_outputs(outputs, out_dir)
+            summary.events = events
+            return summary
     assert to_topics is not None
-    summary = ReplaySummary()
+    summary = ReplaySummary(events=events)
     for output in outputs:
         summary.count(output)
     # The copies get the live outputs' partition count, so keys land where they do live.

@@ -71,6 +71,17 @@ class Journals:
     partitions: dict[Route, dict[int, list[tuple[int, Message]]]] = field(default_factory=dict)
     unreadable: int = 0
 
+    @property
+    def input_events(self) -> int:
+        """How many input events (from the CRM and billing) the journals carry."""
+        return sum(
+            1
+            for partitions in self.partitions.values()
+            for messages in partitions.values()
+            for _, message in messages
+            if isinstance(message, InputEvent)
+        )
+
 
 async def read_journals(bootstrap: str, app_id: str, *, quiet: bool = False) -> Journals:
     names = {f"{app_id}-{name}": route for route, name in JOURNALS.items()}
