@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from streams.app.journal import JOURNALS, decode_message
 from streams.app.settings import Topics
 from streams.contracts import AvroCodec, ClockAdvanced, CodecError, InputEvent
-from streams.contracts.records import RECORD_TYPES, Record
+from streams.contracts.records import Record
 from streams.kafka.reader import RawRecord, ReadProgress, read_topics
 from streams.rules.model import Message, Route
 
@@ -112,7 +112,3 @@ async def read_outputs(
             contract = names[record.topic]
             out[contract].append(codec.decode_record(contract, record.value or b""))
     return out
-
-
-def topic_of(contract: str) -> type:
-    return RECORD_TYPES[contract]

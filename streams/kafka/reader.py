@@ -51,7 +51,6 @@ class ReadProgress:
         )
         self._description = description
         self._task: object = None
-        self._done = 0
 
     def __enter__(self) -> ReadProgress:
         if self._progress is not None:
@@ -68,7 +67,6 @@ class ReadProgress:
 
     def advance(self, count: int) -> None:
         if self._progress is not None and self._task is not None:
-            self._done += count
             task_id = self._task
             self._progress.update(task_id, advance=count)  # type: ignore[arg-type]
             speed = self._progress.tasks[0].speed

@@ -85,10 +85,6 @@ class LeadShard:
             self.clock = at
         return emits
 
-    @property
-    def next_due(self) -> int | None:
-        return self._timers[0][0] if self._timers else None
-
     def _apply(self, message: LeadMessage, now: int) -> list[Emit]:
         lead_id = message.lead_id
         before = self.leads.get(lead_id)

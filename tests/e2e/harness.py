@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -314,7 +313,3 @@ async def wait_for_outputs(
 def canonical(values: Iterable[dict[str, Any]]) -> list[str]:
     """Order-insensitive comparison form of output values."""
     return sorted(json.dumps(v, sort_keys=True) for v in values)
-
-
-def fingerprint_of(topic: str) -> bytes:
-    return struct.pack("<Q", default_registry().current(topic).fingerprint)
