@@ -37,6 +37,7 @@ class DemoOptions:
     rate: float = 50.0
     topic_prefix: str = ""
     seed: int = 7
+    step_ms: int = 2000  # between a lead's events: a lead's story takes about half a minute
 
 
 async def publish(options: DemoOptions, console: Console) -> int:
@@ -48,7 +49,8 @@ async def publish(options: DemoOptions, console: Console) -> int:
         leads=options.leads,
         start_ms=start,
         lead_spacing_ms=int(EVENTS_PER_LEAD * 1000 / options.rate),
-        step_ms=2000,
+        step_ms=options.step_ms,
+        invoice_interval_ms=10 * options.step_ms,
         seed=options.seed,
     )
     by_contract = {contract: kafka_topic for kafka_topic, contract in topics.inputs.items()}
@@ -59,8 +61,8 @@ async def publish(options: DemoOptions, console: Console) -> int:
     try:
         for event in generate(shape):
             wait_s = (event.occurred_at - int(time.time() * 1000)) / 1000
-            if wait_s > 0:
-                await asyncio.sleep(min(wait_s, 5.0))
+            if wait_s > 0:  # paced: an event is published when it happens
+                await asyncio.sleep(wait_s)
             await producer.send(
                 by_contract[event.topic], codec.encode_record(event), key=event.key.encode()
             )

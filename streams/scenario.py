@@ -35,6 +35,7 @@ class ScenarioShape:
     start_ms: int = 1_767_607_200_000  # 2026-01-05T10:00:00Z
     lead_spacing_ms: int = MINUTE
     step_ms: int = 3 * 3600 * 1000  # typical gap between a lead's events
+    invoice_interval_ms: int = 30 * 24 * 3600 * 1000  # between a client's monthly invoices
     seed: int = 7
 
 
@@ -149,7 +150,7 @@ def generate(shape: ScenarioShape) -> Iterator[InputEvent]:
             emit(paid_at + skew, invoice)
             if rng.random() < 0.02:  # redelivery of the same event (R13)
                 emit(paid_at + skew + MINUTE, invoice)
-            paid_at += 30 * 24 * 3600 * 1000
+            paid_at += shape.invoice_interval_ms
     pending.sort(key=lambda item: (item[0], item[1]))
     for _, _, event in pending:
         yield event
