@@ -60,6 +60,80 @@ def _is_timestamp(schema: Any) -> bool:
     )
 
 
+class _Bad(Exception):
+    """A JSON value that does not fit its schema; `path` leads to it from the record."""
+
+    def __init__(self, reason: str, path: tuple[str, ...] = ()) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.path = path
+
+    @property
+    def field(self) -> str | None:
+        text = ""
+        for part in self.path:
+            text += part if part.startswith("[") or not text else f".{part}"
+        return text or None
+
+
+def _timestamp(value: Any) -> int:
+    if not isinstance(value, str):
+        raise _Bad("must be an ISO-8601 UTC timestamp string")
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise _Bad(f"bad timestamp: {exc}") from None
+
+
+def _string(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise _Bad("must be a string")
+    return value
+
+
+def _integer(bits: int) -> Callable[[Any], Any]:
+    limit = 2 ** (bits - 1)
+
+    def integer(value: Any) -> Any:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _Bad("must be an integer")
+        if not -limit <= value < limit:
+            raise _Bad(f"out of range for {'int' if bits == 32 else 'long'}")
+        return value
+
+    return integer
+
+
+def _boolean(value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise _Bad("must be true or false")
+    return value
+
+
+def _bytes(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise _Bad("must be a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:
+        raise _Bad("must be a base64 string") from None
+
+
+def _null(value: Any) -> None:
+    if value is not None:
+        raise _Bad("must be null")
+
+
+_SIMPLE: dict[str, Callable[[Any], Any]] = {
+    "string": _string,
+    "int": _integer(32),
+    "long": _integer(64),
+    "boolean": _boolean,
+    "bytes": _bytes,
+    "null": _null,
+}
+
+
 class _Converter:
     """Walks a raw schema to turn plain JSON into an Avro dict and back."""
 
@@ -90,84 +164,89 @@ class _Converter:
             return schema["type"]
         return schema
 
-    def from_json(self, schema: Any, value: Any, path: str) -> Any:
+    def compile_from_json(self, schema: Any) -> Callable[[Any], Any]:
+        """A checking converter from plain JSON to the Avro dict of `schema`, built once per
+        topic. It raises _Bad with the path of the field at fault."""
         schema = self._resolve(schema)
         if isinstance(schema, list):
-            if value is None:
-                if "null" in schema:
-                    return None
-                raise CodecError("must not be null", field=path)
-            problems = []
-            for branch in schema:
-                if branch == "null":
-                    continue
-                try:
-                    return self.from_json(branch, value, path)
-                except CodecError as exc:
-                    problems.append(exc.reason)
-            raise CodecError("; ".join(problems) or "matches no branch", field=path)
+            nullable = "null" in schema
+            branches = [self.compile_from_json(b) for b in schema if b != "null"]
+
+            def union(value: Any) -> Any:
+                if value is None:
+                    if nullable:
+                        return None
+                    raise _Bad("must not be null")
+                problems = []
+                for branch in branches:
+                    try:
+                        return branch(value)
+                    except _Bad as exc:
+                        problems.append(exc.reason)
+                raise _Bad("; ".join(problems) or "matches no branch")
+
+            return union
         kind = schema["type"] if isinstance(schema, dict) else schema
         if _is_timestamp(schema):
-            if isinstance(value, str):
-                try:
-                    return parse_time(value)
-                except ValueError as exc:
-                    raise CodecError(f"bad timestamp: {exc}", field=path) from None
-            raise CodecError("must be an ISO-8601 UTC timestamp string", field=path)
+            return _timestamp
         if kind == "record":
-            if not isinstance(value, dict):
-                raise CodecError("must be an object", field=path)
-            out = {}
-            known = set()
-            for f in schema["fields"]:
-                name = f["name"]
-                known.add(name)
-                sub = f"{path}.{name}" if path else name
-                if name in value:
-                    out[name] = self.from_json(f["type"], value[name], sub)
-                elif "default" in f:
-                    out[name] = f["default"]
-                else:
-                    raise CodecError("is missing", field=sub)
-            extra = sorted(set(value) - known)
-            if extra:
-                raise CodecError(f"unknown field {extra[0]!r}", field=path or None)
-            return out
+            return self._record_from_json(schema)
         if kind == "enum":
-            if value not in schema["symbols"]:
-                raise CodecError(f"must be one of {', '.join(schema['symbols'])}", field=path)
-            return value
+            symbols = frozenset(schema["symbols"])
+            listed = ", ".join(schema["symbols"])
+
+            def enum(value: Any) -> Any:
+                if value not in symbols:
+                    raise _Bad(f"must be one of {listed}")
+                return value
+
+            return enum
         if kind == "array":
-            if not isinstance(value, list):
-                raise CodecError("must be an array", field=path)
-            return [self.from_json(schema["items"], v, f"{path}[{i}]") for i, v in enumerate(value)]
-        if kind == "string":
-            if not isinstance(value, str):
-                raise CodecError("must be a string", field=path)
-            return value
-        if kind in ("int", "long"):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise CodecError("must be an integer", field=path)
-            limit = 2**31 if kind == "int" else 2**63
-            if not -limit <= value < limit:
-                raise CodecError(f"out of range for {kind}", field=path)
-            return value
-        if kind == "boolean":
-            if not isinstance(value, bool):
-                raise CodecError("must be true or false", field=path)
-            return value
-        if kind == "bytes":
-            if not isinstance(value, str):
-                raise CodecError("must be a base64 string", field=path)
-            try:
-                return base64.b64decode(value, validate=True)
-            except ValueError:
-                raise CodecError("must be a base64 string", field=path) from None
-        if kind == "null":
-            if value is not None:
-                raise CodecError("must be null", field=path)
-            return None
-        raise CodecError(f"unsupported schema type {kind}", field=path)
+            item = self.compile_from_json(schema["items"])
+
+            def array(value: Any) -> Any:
+                if not isinstance(value, list):
+                    raise _Bad("must be an array")
+                out = []
+                for index, element in enumerate(value):
+                    try:
+                        out.append(item(element))
+                    except _Bad as exc:
+                        raise _Bad(exc.reason, (f"[{index}]", *exc.path)) from None
+                return out
+
+            return array
+        simple = _SIMPLE.get(kind)
+        if simple is None:
+            raise ValueError(f"unsupported schema type {kind}")
+        return simple
+
+    def _record_from_json(self, schema: Any) -> Callable[[Any], Any]:
+        fields = [
+            (f["name"], self.compile_from_json(f["type"]), "default" in f, f.get("default"))
+            for f in schema["fields"]
+        ]
+        known = frozenset(name for name, *_ in fields)
+
+        def record(value: Any) -> Any:
+            if not isinstance(value, dict):
+                raise _Bad("must be an object")
+            out = {}
+            for name, convert, has_default, default in fields:
+                if name in value:
+                    try:
+                        out[name] = convert(value[name])
+                    except _Bad as exc:
+                        raise _Bad(exc.reason, (name, *exc.path)) from None
+                elif has_default:
+                    out[name] = default
+                else:
+                    raise _Bad("is missing", (name,))
+            if not known.issuperset(value):
+                raise _Bad(f"unknown field {sorted(set(value) - known)[0]!r}")
+            return out
+
+        return record
 
     def compile_to_json(self, schema: Any) -> Callable[[Any], Any] | None:
         """A function from a typed value to plain JSON data for `schema`, built once per topic
@@ -214,6 +293,7 @@ class JsonlCodec:
         self.registry = registry or default_registry()
         self._converters: dict[str, _Converter] = {}
         self._formatters: dict[str, Callable[[Any], Any]] = {}
+        self._parsers: dict[str, Callable[[Any], Any]] = {}
 
     def _converter(self, topic: str) -> _Converter:
         conv = self._converters.get(topic)
@@ -234,14 +314,24 @@ class JsonlCodec:
         if topic not in RECORD_TYPES:
             raise JsonlError(line, f"unknown topic {topic!r}", field="topic")
         try:
-            datum = self._converter(topic).from_json(
-                self._converter(topic).schema, envelope["value"], ""
-            )
+            datum = self._parser(topic)(envelope["value"])
+        except _Bad as exc:
+            where = f"{exc.field}: " if exc.field else ""
+            raise JsonlError(line, f"{topic}: {where}{exc.reason}", field=exc.field) from None
+        try:
             record: Record = from_avro(RECORD_TYPES[topic], datum)
             check_contract(record)
         except CodecError as exc:
             raise JsonlError(line, f"{topic}: {exc}", field=exc.field) from None
         return record
+
+    def _parser(self, topic: str) -> Callable[[Any], Any]:
+        parser = self._parsers.get(topic)
+        if parser is None:
+            conv = self._converter(topic)
+            parser = conv.compile_from_json(conv.schema)
+            self._parsers[topic] = parser
+        return parser
 
     def read(self, lines: Iterable[str]) -> Iterator[tuple[int, Record]]:
         """(line number, record) for each non-blank line; the first bad line raises JsonlError."""
