@@ -192,6 +192,9 @@ def test_export_gives_jsonl_that_replay_reads_back(live: LiveRun, tmp_path: Path
     since = live.cli("export", "--topic", "lead-submitted", "--from", "2099-01-01T00:00:00Z",
                      "--quiet").stdout  # fmt: skip
     assert since == ""
+    later = live.cli("replay", "--from-kafka", "--from", "2099-01-01T00:00:00Z", "--terms",
+                     str(live.terms), "--out", str(tmp_path / "later"), "--quiet")  # fmt: skip
+    assert later.stdout.startswith("0 events:")
 
 
 def test_audit_passes_then_catches_an_extra_a_missing_and_a_changed_reward(

@@ -178,6 +178,9 @@ async def test_every_rule_through_kafka_equals_the_replay(
             ("invoice-paid", JsonlCodec().format(events[0]).encode(), None),
         ]
         await produce(kafka_bootstrap, prefix, hostile)
+        # A record that decodes but cannot be processed: the step raises, the worker goes on.
+        journal = f"{app_id}-lead-journal"
+        await produce(kafka_bootstrap, "", [(journal, b'{"type": "Nope"}', b"lead-x")])
         await produce_in_steps(kafka_bootstrap, app_id, prefix, [*events, ClockAdvanced(AS_OF)])
         counts = {t: len(expected[t]) for t in ("reward-granted", "referral-decisions")}
         outputs = await wait_for_outputs(kafka_bootstrap, prefix, counts)
@@ -201,7 +204,10 @@ async def test_every_rule_through_kafka_equals_the_replay(
         assert {letter["source_topic"] for letter in letters} == {
             prefix + "lead-submitted",
             prefix + "invoice-paid",
+            journal,
         }
+        broken = next(x for x in letters if x["source_topic"] == journal)
+        assert (broken["error_class"], broken["value"]) == ("JournalError", b'{"type": "Nope"}')
         junk = next(x for x in letters if x["source_topic"] == prefix + "lead-submitted")
         assert (junk["key"], junk["value"]) == (b"junk", b"not avro at all")
         assert junk["error_class"] == "CodecError"
@@ -220,6 +226,7 @@ async def test_every_rule_through_kafka_equals_the_replay(
         assert worker.get("/referrers/nobody")[0] == 404
         status, metrics = worker.get("/metrics")
         assert 'referral_dead_letters_total{reason="CodecError"} 2' in metrics
+        assert 'referral_dead_letters_total{reason="JournalError"} 1' in metrics
         assert "referral_rewards_granted_total" in metrics
         assert "@" not in json.dumps(story) + json.dumps(capped)
     finally:
