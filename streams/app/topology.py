@@ -119,6 +119,7 @@ class ReferralWorker:
         self.settings = settings
         self.programme = programme
         self.codec = AvroCodec()
+        self.jsonl = JsonlCodec()  # formatters are compiled once per topic and instance
         self.metrics = Metrics()
         self.partitions = settings.partitions
         self.app = faust.App(
@@ -346,7 +347,7 @@ class ReferralWorker:
         decision = self.codec.decode_record("referral-decisions", event.value)
         if not isinstance(decision, ReferralDecision):
             raise CodecError("not a referral decision")
-        plain = JsonlCodec().format(decision)
+        plain = self.jsonl.format(decision)
         history: list[str] = json.loads(self.lead_history.get(event.key) or b"[]")
         if plain not in history:  # a redelivered decision is recorded once
             history.append(plain)
