@@ -8,8 +8,9 @@
 Every step's state has exactly one writer: the agent that owns the journal partition its key
 hashes to. Journals record, per partition, each message in the order it was applied, clock
 records included, so replaying them reproduces every output. All output goes through
-`_publish`, the single step that Faust's transactions (exactly_once) wrap; rewards stay safe
-without them because reward ids are derived from the lead and every step dedupes.
+`_publish`, the one step that can become transactional (Faust's own exactly_once groups sends
+by destination partition, see README); rewards are safe without it because reward ids are
+derived from the lead and every step dedupes by state.
 """
 
 from __future__ import annotations
