@@ -65,13 +65,13 @@ def lead_step(
     if isinstance(message, ClientSigned):
         return _signed(lead, message, programme, now)
     if isinstance(message, ReferralRefused):
-        if message.event_id in lead.seen or lead.refusal is not None or lead.status in CLOSED:
+        if _ignores(lead, message.event_id, lead.refusal):
             return lead, []
         refusal = Refusal(event_id=message.event_id, occurred_at=message.occurred_at)
         lead = lead._replace(refusal=refusal, seen=lead.seen | {message.event_id})
         return _settle(lead, programme, now, [])
     if isinstance(message, FirstInvoicePaid):
-        if message.event_id in lead.seen or lead.invoice is not None or lead.status in CLOSED:
+        if _ignores(lead, message.event_id, lead.invoice):
             return lead, []
         invoice = FirstInvoice(
             event_id=message.event_id,
@@ -91,6 +91,12 @@ def lead_step(
         status = LeadStatus.GRANTED if message.granted else LeadStatus.REJECTED
         return _forget_voucher(lead._replace(status=status)), []
     raise TypeError(f"not a lead message: {type(message).__name__}")
+
+
+def _ignores(lead: LeadState, event_id: str, recorded: object) -> bool:
+    """A redelivery (R13), a second fact of a kind already recorded (the first stands), or a
+    closed lead: the fact changes nothing and emits nothing."""
+    return event_id in lead.seen or recorded is not None or lead.status in CLOSED
 
 
 def next_timer(lead: LeadState, programme: Programme) -> int | None:
@@ -186,7 +192,7 @@ def _referee_checked(
 
 
 def _signed(lead: LeadState, event: ClientSigned, programme: Programme, now: int) -> Step:
-    if event.event_id in lead.seen or lead.signature is not None or lead.status in CLOSED:
+    if _ignores(lead, event.event_id, lead.signature):
         return lead, []
     signature = Signature(
         event_id=event.event_id,
