@@ -60,7 +60,7 @@ def replay_journals(journals: Journals, programme: Programme) -> JournalReplay:
             if not isinstance(message, GrantRequested):
                 result.failures += 1
                 continue
-            key = message.referrer_id
+            key = message.reward.referrer_id
             result.referrers[key], emits = referrer_step(result.referrers.get(key), message)
             result.outputs.extend(
                 e for e in emits if isinstance(e, RewardGranted | ReferralDecision)

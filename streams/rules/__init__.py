@@ -6,9 +6,9 @@ these same steps. `Engine` runs them in one process in log order.
 
 from streams.rules.account import account_step
 from streams.rules.engine import Engine, route_of
-from streams.rules.lead import lead_step, next_timer
+from streams.rules.lead import lead_step, next_timer, reward_id
 from streams.rules.referee import referee_step
-from streams.rules.referrer import referrer_step, reward_id
+from streams.rules.referrer import referrer_step
 from streams.rules.terms import Programme, TermsError, TermsVersion, load_terms, parse_terms
 
 __all__ = [

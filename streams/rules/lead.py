@@ -9,6 +9,7 @@ A closed lead (due, granted, rejected) never changes.
 
 from __future__ import annotations
 
+import uuid
 from typing import TypeVar
 
 from streams.contracts.records import (
@@ -19,6 +20,7 @@ from streams.contracts.records import (
     ReferralRefused,
     ReferrerKind,
     RejectionReason,
+    RewardGranted,
     RewardKind,
 )
 from streams.rules.identity import referee_identity, same_organization
@@ -44,6 +46,9 @@ from streams.rules.model import (
     TimerFired,
 )
 from streams.rules.terms import Programme, TermsVersion
+
+# Fixed forever: billing dedupes on reward ids derived under it (R13).
+REWARD_NAMESPACE = uuid.UUID("4f0c1d56-6a57-5b1e-9d39-2a3c1f7e8b10")
 
 EXCLUDED_KINDS = frozenset({ReferrerKind.RESELLER, ReferrerKind.DISTRIBUTOR, ReferrerKind.PARTNER})
 
@@ -282,25 +287,30 @@ def _due(lead: LeadState, programme: Programme) -> tuple[LeadState, Send]:
     sub, terms = _terms(lead, programme)
     signature, invoice = _need(lead.signature, "signature"), _need(lead.invoice, "invoice")
     due_at = _need(lead.due_at, "due time")
-    request = GrantRequested(
+    reward = RewardGranted(
+        reward_id=reward_id(lead.lead_id),
         referrer_id=sub.referrer_id,
         lead_id=lead.lead_id,
         referee_account_id=invoice.account_id,
         amount_cents=terms.reward_amount_cents,  # R7
         currency=terms.currency,
-        kind=sub.reward_kind,
+        kind=sub.reward_kind,  # R9: decided at submission, with the e-mail or account below
         voucher_email=sub.voucher_email,
         referrer_account_id=sub.referrer_account_id,
         terms_version=terms.version,
-        max_rewards=terms.max_rewards,
-        max_total_cents=terms.max_total_cents,
         first_invoice_id=invoice.invoice_id,
         first_invoice_paid_at=invoice.occurred_at,
-        granted_at=due_at,
+        granted_at=due_at,  # R10
         due_by=invoice.occurred_at + terms.payout_window_ms,
         source_event_ids=(sub.event_id, signature.event_id, invoice.event_id),
     )
+    request = GrantRequested(reward, terms.max_rewards, terms.max_total_cents)
     return lead._replace(status=LeadStatus.DUE), Send(Route.REFERRER, sub.referrer_id, request)
+
+
+def reward_id(lead_id: str) -> str:
+    """UUIDv5 of the lead id alone: a lead can only ever have this one reward id (R13)."""
+    return str(uuid.uuid5(REWARD_NAMESPACE, lead_id))
 
 
 # -- invariants ---------------------------------------------------------------------------

@@ -150,24 +150,12 @@ class FirstInvoicePaid(NamedTuple):
 
 
 class GrantRequested(NamedTuple):
-    """Lead -> referrer: the hold is over; grant unless a cap forbids it (R8)."""
+    """Lead -> referrer: the hold is over; emit `reward` unless a cap of the lead's terms
+    forbids it (R8). The lead composes the reward, the referrer only decides."""
 
-    referrer_id: str
-    lead_id: str
-    referee_account_id: str
-    amount_cents: int
-    currency: str
-    kind: RewardKind
-    voucher_email: str | None
-    referrer_account_id: str | None
-    terms_version: str
+    reward: RewardGranted
     max_rewards: int
     max_total_cents: int
-    first_invoice_id: str
-    first_invoice_paid_at: int
-    granted_at: int
-    due_by: int
-    source_event_ids: tuple[str, ...]
 
 
 class GrantSettled(NamedTuple):

@@ -12,7 +12,7 @@ import pytest
 
 from streams.contracts import InputEvent, ReferrerKind, RewardKind, format_time, parse_time
 from streams.contracts.records import DecisionStatus
-from streams.rules import Engine, lead_step, parse_terms, referrer_step
+from streams.rules import Engine, lead_step, parse_terms, referrer_step, reward_id
 from streams.rules.model import (
     FirstInvoicePaid,
     GrantRequested,
@@ -21,7 +21,6 @@ from streams.rules.model import (
     Send,
     TimerFired,
 )
-from streams.rules.referrer import reward_id
 from tests.builders import (
     DAY,
     HOUR,
