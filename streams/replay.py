@@ -97,26 +97,6 @@ def input_events(records: Iterable[tuple[int, Record]]) -> Iterator[LogEntry]:
         yield record
 
 
-def run_log(
-    events: Iterable[LogEntry], programme: Programme, as_of: int | None = None
-) -> Iterator[Output]:
-    """The outputs of the rules over `events` in order, then of the clock moved to `as_of`
-    (by default the latest time seen), in emission order."""
-    engine = Engine(programme)
-    latest: int | None = None
-    for event in events:
-        if isinstance(event, ClockAdvanced):
-            yield from engine.advance_to(event.at)
-            moment = event.at
-        else:
-            yield from engine.apply(event)
-            moment = event.occurred_at
-        latest = moment if latest is None else max(latest, moment)
-    target = as_of if as_of is not None else latest
-    if target is not None:
-        yield from engine.advance_to(target)
-
-
 @contextlib.contextmanager
 def output_files(out_dir: Path) -> Iterator[Callable[[Output], None]]:
     """A writer of the two output files; they appear (atomically) only if the block succeeds."""
@@ -155,7 +135,7 @@ def replay(
             yield entry
 
     with quiet_gc(), output_files(out_dir) as write:
-        for output in run_log(counted(events), programme, as_of):
+        for output in Engine(programme).outputs(counted(events), as_of):
             summary.count(output)
             write(output)
     return summary

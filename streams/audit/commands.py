@@ -21,8 +21,8 @@ from streams.audit.sources import read_inputs, read_journals, read_outputs
 from streams.contracts import AvroCodec, ClockAdvanced, RewardGranted
 from streams.contracts.records import RECORD_TYPES
 from streams.kafka.topics import TopicSpec, describe_partitions, ensure_topics
-from streams.replay import ReplaySummary, quiet_gc, run_log, write_outputs
-from streams.rules import Programme
+from streams.replay import ReplaySummary, quiet_gc, write_outputs
+from streams.rules import Engine, Programme
 from streams.rules.model import Output
 
 
@@ -75,7 +75,7 @@ async def replay_from_kafka(
             if log.skipped and not quiet:
                 skipped = ", ".join(f"{t}={n}" for t, n in sorted(log.skipped.items()))
                 print(f"skipped undecodable input records: {skipped}", file=sys.stderr)
-            outputs = list(run_log(log.entries, programme, as_of))
+            outputs = Engine(programme).run(log.entries, as_of)
             events = sum(1 for e in log.entries if not isinstance(e, ClockAdvanced))
         if out_dir is not None:
             summary = write_outputs(outputs, out_dir)

@@ -8,10 +8,11 @@ are delivered in the order they were sent, each to quiescence before the next in
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from streams.contracts.records import (
     ClientSigned,
+    ClockAdvanced,
     InputEvent,
     InvoicePaid,
     LeadSubmitted,
@@ -86,17 +87,29 @@ class Engine:
         self._deliver(self.shard.handle(ClockTick(at)), outputs)
         return outputs
 
-    def run(self, events: Iterable[InputEvent], as_of: int | None = None) -> list[Output]:
-        """Apply every event in order, then advance to `as_of` (default: the last event time)."""
-        outputs: list[Output] = []
+    def outputs(
+        self, log: Iterable[InputEvent | ClockAdvanced], as_of: int | None = None
+    ) -> Iterator[Output]:
+        """Apply a log of events and clock records in order, then advance the clock to `as_of`
+        (by default the latest time seen); yields the outputs in emission order."""
         latest: int | None = None
-        for event in events:
-            outputs.extend(self.apply(event))
-            latest = event.occurred_at if latest is None else max(latest, event.occurred_at)
+        for entry in log:
+            if isinstance(entry, ClockAdvanced):
+                yield from self.advance_to(entry.at)
+                moment = entry.at
+            else:
+                yield from self.apply(entry)
+                moment = entry.occurred_at
+            latest = moment if latest is None else max(latest, moment)
         target = as_of if as_of is not None else latest
         if target is not None:
-            outputs.extend(self.advance_to(target))
-        return outputs
+            yield from self.advance_to(target)
+
+    def run(
+        self, log: Iterable[InputEvent | ClockAdvanced], as_of: int | None = None
+    ) -> list[Output]:
+        """All the outputs of `outputs(log, as_of)` as a list."""
+        return list(self.outputs(log, as_of))
 
     def _deliver(self, emits: Iterable[Emit], outputs: list[Output]) -> None:
         queue: deque[Emit] = deque(emits)
