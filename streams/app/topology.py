@@ -64,7 +64,7 @@ RAW: dict[str, Any] = {
     "key_serializer": "raw",
     "value_serializer": "raw",
 }
-CLOSED_STATUSES = {DecisionStatus.GRANTED.value, DecisionStatus.REJECTED.value}
+CLOSED_STATUSES = {DecisionStatus.GRANTED, DecisionStatus.REJECTED}
 Handler = Callable[[EventT[Any]], Awaitable[list[Emit]]]
 
 
@@ -348,24 +348,27 @@ class ReferralWorker:
         decision = self.codec.decode_record("referral-decisions", event.value)
         if not isinstance(decision, ReferralDecision):
             raise CodecError("not a referral decision")
-        plain = self.jsonl.format(decision)
-        history: list[str] = json.loads(self.lead_history.get(event.key) or b"[]")
-        if plain not in history:  # a redelivered decision is recorded once
-            history.append(plain)
+        value = self.jsonl.value(decision)
+        history: list[dict[str, Any]] = json.loads(self.lead_history.get(event.key) or b"[]")
+        if value not in history:  # a redelivered decision is recorded once
+            history.append(value)
             self.lead_history[event.key] = json.dumps(history).encode()
-        await self.referrer_view_topic.send(key=decision.referrer_id.encode(), value=plain.encode())
+        # Re-keyed by referrer, as received: the referrer's view needs its own partition.
+        await self.referrer_view_topic.send(key=decision.referrer_id.encode(), value=event.value)
         return []
 
     async def _record_referrer_view(self, event: EventT[Any]) -> list[Emit]:
         """referrer-leads: a referrer's leads that are still open, with their status."""
-        decision = json.loads(event.value)["value"]
-        if decision.get("reason") == RejectionReason.DUPLICATE_LEAD.value:
+        decision = self.codec.decode_record("referral-decisions", event.value)
+        if not isinstance(decision, ReferralDecision):
+            raise CodecError("not a referral decision")
+        if decision.reason is RejectionReason.DUPLICATE_LEAD:
             return []  # someone else's duplicate submission is not one of this referrer's leads
         view = json.loads(self.referrer_leads.get(event.key) or b"{}")
-        if decision["status"] in CLOSED_STATUSES:
-            view.pop(decision["lead_id"], None)
+        if decision.status in CLOSED_STATUSES:
+            view.pop(decision.lead_id, None)
         else:
-            view[decision["lead_id"]] = decision["status"]
+            view[decision.lead_id] = decision.status.value
         self.referrer_leads[event.key] = json.dumps(view, sort_keys=True).encode()
         return []
 
@@ -380,8 +383,7 @@ class ReferralWorker:
             stored = self.lead_history.get(lead_id.encode())
             if stored is None:
                 return web.json({"error": f"unknown lead {lead_id}"}, status=404)
-            decisions = [json.loads(line)["value"] for line in json.loads(stored)]
-            return web.json({"lead_id": lead_id, "decisions": decisions})
+            return web.json({"lead_id": lead_id, "decisions": json.loads(stored)})
 
         @app.page("/referrers/{referrer_id}")
         @app.table_route(table=self.referrer_table, match_info="referrer_id")
@@ -425,6 +427,14 @@ class ReferralWorker:
     def _build_clock(self) -> None:
         if self.settings.clock is not ClockMode.WALL:
             return
+
+        @self.app.on_before_shutdown.connect
+        async def close_lag_clients(*_: Any, **__: Any) -> None:
+            if self._lag_clients is not None:
+                admin, consumer = self._lag_clients
+                self._lag_clients = None
+                await consumer.stop()
+                await admin.close()
 
         @self.app.timer(interval=self.settings.tick_interval_s, on_leader=True)  # type: ignore[untyped-decorator]
         async def tick() -> None:

@@ -343,16 +343,22 @@ class JsonlCodec:
         with path.open(encoding="utf-8") as handle:
             yield from self.read(handle)
 
-    def format(self, record: Record) -> str:
-        """One JSONL line (no newline) for a typed record."""
+    def value(self, record: Record) -> dict[str, Any]:
+        """The record's value in the JSONL convention (ISO times, enum symbols), as a dict."""
         formatter = self._formatters.get(record.topic)
         if formatter is None:
             conv = self._converter(record.topic)
             formatter = conv.compile_to_json(conv.schema) or (lambda value: value)
             self._formatters[record.topic] = formatter
-        value = formatter(record)
+        value: dict[str, Any] = formatter(record)
+        return value
+
+    def format(self, record: Record) -> str:
+        """One JSONL line (no newline) for a typed record."""
         return json.dumps(
-            {"topic": record.topic, "value": value}, ensure_ascii=False, separators=(",", ":")
+            {"topic": record.topic, "value": self.value(record)},
+            ensure_ascii=False,
+            separators=(",", ":"),
         )
 
     def write(self, records: Iterable[Record], out: IO[str]) -> int:

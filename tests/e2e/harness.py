@@ -28,6 +28,7 @@ from aiokafka.errors import KafkaError
 from streams.app.topology import partition_of
 from streams.contracts import AvroCodec, Record, format_time
 from streams.contracts.registry import default_registry
+from streams.kafka.reader import RawRecord, read_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -255,33 +256,10 @@ def decode_with_official_avro(data: bytes) -> tuple[str, dict[str, Any]]:
     return topic, _plain(datum)
 
 
-async def read_topic(bootstrap: str, topic: str, partitions: int = 8) -> list[Any]:
+async def read_topic(bootstrap: str, topic: str) -> list[RawRecord]:
     """Every committed record of a topic (read_committed), in partition then offset order."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        # Positions first: asking for end offsets before the seek resolved leaves aiokafka
-        # positioned at the end (seen with aiokafka 0.14).
-        for tp in tps:
-            await consumer.position(tp)
-        ends = await consumer.end_offsets(tps)
-        records: list[Any] = []
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            positions = [await consumer.position(tp) for tp in tps]
-            if all(pos >= ends[tp] for pos, tp in zip(positions, tps, strict=True)):
-                break
-            batch = await consumer.getmany(timeout_ms=300)
-            for tp in tps:
-                records.extend(batch.get(tp, []))
-        return records
-    finally:
-        await consumer.stop()
+    records = [record async for record in read_topics(bootstrap, [topic])]
+    return sorted(records, key=lambda r: (r.partition, r.offset))
 
 
 async def read_outputs(bootstrap: str, prefix: str) -> dict[str, list[dict[str, Any]]]:

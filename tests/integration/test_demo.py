@@ -29,7 +29,7 @@ async def test_demo_publishes_decodable_events_for_every_input_topic(kafka_boots
     for kafka_topic, contract in topics.inputs.items():
         for message in await read_topic(kafka_bootstrap, kafka_topic):
             record = codec.decode_record(
-                contract, message.value, kafka_timestamp_ms=message.timestamp
+                contract, message.value, kafka_timestamp_ms=message.timestamp_ms
             )  # contract checks included: nothing the worker would dead-letter
             assert record.topic == contract
             received += 1
