@@ -147,6 +147,17 @@ def expected(
     return result
 
 
+async def outputs_matching(
+    bootstrap: str, prefix: str, expected: dict[str, Any]
+) -> dict[str, list[dict[str, Any]]]:
+    """Wait for the live outputs and check that they are the replay's, record for record."""
+    topics = ("reward-granted", "referral-decisions")
+    outputs = await wait_for_outputs(bootstrap, prefix, {t: len(expected[t]) for t in topics})
+    for topic in topics:
+        assert canonical(outputs[topic]) == canonical(expected[topic]), topic
+    return outputs
+
+
 def final_status(decisions: list[dict[str, Any]], lead_id: str) -> str:
     mine = [d for d in decisions if d["lead_id"] == lead_id and d["reason"] != "duplicate_lead"]
     last = mine[-1]
@@ -182,12 +193,8 @@ async def test_every_rule_through_kafka_equals_the_replay(
         journal = f"{app_id}-lead-journal"
         await produce(kafka_bootstrap, "", [(journal, b'{"type": "Nope"}', b"lead-x")])
         await produce_in_steps(kafka_bootstrap, app_id, prefix, [*events, ClockAdvanced(AS_OF)])
-        counts = {t: len(expected[t]) for t in ("reward-granted", "referral-decisions")}
-        outputs = await wait_for_outputs(kafka_bootstrap, prefix, counts)
-
         # The live outputs are the replay's, record for record (order aside).
-        for topic in counts:
-            assert canonical(outputs[topic]) == canonical(expected[topic]), topic
+        outputs = await outputs_matching(kafka_bootstrap, prefix, expected)
         for lead_id, status in expected["statuses"].items():
             assert final_status(outputs["referral-decisions"], lead_id) == status, lead_id
 
@@ -251,10 +258,7 @@ async def test_two_workers_give_the_same_rewards_as_one(
             worker.wait_ready()
         events, _ = story
         await produce_in_steps(kafka_bootstrap, app_id, prefix, [*events, ClockAdvanced(AS_OF)])
-        counts = {t: len(expected[t]) for t in ("reward-granted", "referral-decisions")}
-        outputs = await wait_for_outputs(kafka_bootstrap, prefix, counts)
-        assert canonical(outputs["reward-granted"]) == canonical(expected["reward-granted"])
-        assert canonical(outputs["referral-decisions"]) == canonical(expected["referral-decisions"])
+        await outputs_matching(kafka_bootstrap, prefix, expected)
         # Each worker answers for every referrer, forwarding to the owner where needed.
         for worker in workers:
             status, body = worker.get("/referrers/ref-capped")
@@ -290,12 +294,9 @@ async def test_a_restarted_worker_resumes_from_its_changelog_without_a_second_gr
         await produce_in_steps(
             kafka_bootstrap, app_id, prefix, [*events[half:], ClockAdvanced(AS_OF)]
         )
-        counts = {t: len(expected[t]) for t in ("reward-granted", "referral-decisions")}
-        outputs = await wait_for_outputs(kafka_bootstrap, prefix, counts)
+        outputs = await outputs_matching(kafka_bootstrap, prefix, expected)
         reward_ids = [r["reward_id"] for r in outputs["reward-granted"]]
         assert len(reward_ids) == len(set(reward_ids))
-        assert canonical(outputs["reward-granted"]) == canonical(expected["reward-granted"])
-        assert canonical(outputs["referral-decisions"]) == canonical(expected["referral-decisions"])
         again = await read_outputs(kafka_bootstrap, prefix)
         assert len(again["reward-granted"]) == len(expected["reward-granted"])
     finally:
