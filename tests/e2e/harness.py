@@ -180,6 +180,7 @@ async def wait_idle(
     try:
         deadline = time.monotonic() + timeout
         quiet = 0
+        behind: dict[str, int] = {}
         while time.monotonic() < deadline:
             try:
                 committed = await admin.list_consumer_group_offsets(app_id)
@@ -187,14 +188,17 @@ async def wait_idle(
             except KafkaError:  # a fresh broker's coordinator may not be there yet
                 await asyncio.sleep(0.5)
                 continue
-            behind = sum(
-                max(0, ends[tp] - (committed[tp].offset if tp in committed else 0)) for tp in tps
-            )
-            quiet = quiet + 1 if behind == 0 else 0
+            lag = {
+                f"{tp.topic}[{tp.partition}]": ends[tp]
+                - (committed[tp].offset if tp in committed else 0)
+                for tp in tps
+            }
+            behind = {name: n for name, n in lag.items() if n > 0}
+            quiet = quiet + 1 if not behind else 0
             if quiet >= 2:
                 return
             await asyncio.sleep(0.3)
-        raise AssertionError(f"the worker group {app_id} never became idle")
+        raise AssertionError(f"the worker group {app_id} never became idle; behind: {behind}")
     finally:
         await consumer.stop()
         await admin.close()
