@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, MutableMapping
 from typing import Any, TypeVar
 
@@ -53,7 +54,7 @@ from streams.rules.model import (
     Send,
     ShardMessage,
 )
-from streams.rules.shard import LeadShard
+from streams.rules.shard import LeadShard, pending_timers
 from streams.rules.snapshot import decode_state, encode_state
 
 log = logging.getLogger("referral.worker")
@@ -141,6 +142,7 @@ class ReferralWorker:
             broker_commit_interval=settings.commit_interval_s,
         )
         self._shards: dict[int, LeadShard] = {}
+        self._timers_by_partition: dict[int, list[tuple[int, str]]] | None = None
         self._lag_clients: tuple[Any, Any] | None = None
         self._build_topics()
         self._build_tables()
@@ -290,7 +292,9 @@ class ReferralWorker:
 
         @self.app.on_partitions_revoked.connect
         async def forget_shards(*_: Any, **__: Any) -> None:
-            self._shards.clear()  # rebuilt from the tables for the partitions that come next
+            # rebuilt from the tables for the partitions that come next
+            self._shards.clear()
+            self._timers_by_partition = None
 
     async def _ingest(self, event: EventT[Any]) -> list[Emit]:
         message = event.message
@@ -307,11 +311,16 @@ class ReferralWorker:
     def _shard(self, partition: int) -> LeadShard:
         shard = self._shards.get(partition)
         if shard is None:
+            if self._timers_by_partition is None:
+                # One scan of the table after a rebalance, not one per partition.
+                self._timers_by_partition = defaultdict(list)
+                for due, lead_id in pending_timers(self.leads.items(), self.programme):
+                    self._timers_by_partition[partition_of(lead_id, self.partitions)].append(
+                        (due, lead_id)
+                    )
             stored = self.clock_table.get(str(partition).encode())
             shard = LeadShard(self.programme, self.leads, int(stored) if stored else None)
-            count = shard.rebuild_timers(
-                lambda key: partition_of(key, self.partitions) == partition
-            )
+            count = shard.rebuild_timers(self._timers_by_partition.pop(partition, []))
             log.info("lead shard %d: clock %s, %d timers", partition, shard.clock, count)
             self._shards[partition] = shard
         return shard

@@ -10,7 +10,7 @@ within that message's step (the lead's `_settle` sees `now`).
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 
 from streams.contracts.records import ClientSigned, LeadSubmitted, ReferralRefused
 from streams.rules.lead import lead_step, next_timer
@@ -37,6 +37,16 @@ def business_time(message: ShardMessage) -> int | None:
     return None  # replies between steps carry no time of their own
 
 
+def pending_timers(
+    leads: Iterable[tuple[str, LeadState]], programme: Programme
+) -> Iterator[tuple[int, str]]:
+    """(due time, lead id) of every lead waiting for its shard's clock."""
+    for lead_id, lead in leads:
+        timer = next_timer(lead, programme)
+        if timer is not None:
+            yield timer, lead_id
+
+
 class LeadShard:
     """Applies lead messages to the leads in `leads` (any mutable mapping: a dict, a table)."""
 
@@ -52,14 +62,12 @@ class LeadShard:
         # Derived from the leads' states, never the source of truth: rebuilt after a restart.
         self._timers: list[tuple[int, str]] = []
 
-    def rebuild_timers(self, owns: Callable[[str], bool] = lambda _: True) -> int:
-        """Recompute the timer heap from the leads this shard owns; returns how many."""
-        self._timers = []
-        for lead_id, lead in self.leads.items():
-            if owns(lead_id):
-                timer = next_timer(lead, self.programme)
-                if timer is not None:
-                    self._timers.append((timer, lead_id))
+    def rebuild_timers(self, timers: Iterable[tuple[int, str]] | None = None) -> int:
+        """Reset the timer heap to `timers` (due time, lead id), by default recomputed from
+        every lead in the mapping; returns how many."""
+        if timers is None:
+            timers = pending_timers(self.leads.items(), self.programme)
+        self._timers = list(timers)
         heapq.heapify(self._timers)
         return len(self._timers)
 

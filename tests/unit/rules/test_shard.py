@@ -1,0 +1,27 @@
+"""A lead shard restarted from its leads' states alone fires the timers they were waiting on."""
+
+from __future__ import annotations
+
+from streams.rules.model import ClockTick, GrantRequested, Send
+from streams.rules.shard import LeadShard, pending_timers
+from tests.builders import DAY, T0, lead, paid, signed
+from tests.unit.rules.conftest import run, terms
+
+
+def test_r10_a_restarted_shard_still_grants_when_the_hold_ends() -> None:
+    """lead-1 earned at T0+2d (due T0+16d), lead-2 only accepted: after a restart the shard
+    rebuilds its timers from the states and, told the clock passed T0+16d, asks for lead-1's
+    grant and nothing for lead-2 (no programme end in these terms)."""
+    programme = terms()
+    before = run([lead("lead-1"), signed("lead-1"), paid("acc-lead-1"), lead("lead-2")])
+    leads = dict(before.engine.leads)
+    assert list(pending_timers(leads.items(), programme)) == [(T0 + 16 * DAY, "lead-1")]
+
+    restarted = LeadShard(programme, leads, clock=before.engine.clock)
+    assert restarted.rebuild_timers() == 1
+    emits = restarted.handle(ClockTick(T0 + 20 * DAY))
+    requests = [e.message for e in emits if isinstance(e, Send)]
+    assert len(requests) == 1
+    assert isinstance(requests[0], GrantRequested)
+    assert requests[0].reward.lead_id == "lead-1"
+    assert requests[0].reward.granted_at == T0 + 16 * DAY
