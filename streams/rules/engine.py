@@ -8,23 +8,24 @@ are delivered in the order they were sent, each to quiescence before the next in
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from streams.contracts.records import (
     ClientSigned,
     ClockAdvanced,
+    DecisionStatus,
     InputEvent,
     InvoicePaid,
     LeadSubmitted,
-    ReferralDecision,
     ReferralRefused,
+    RejectionReason,
     RewardGranted,
 )
 from streams.rules.account import account_step
 from streams.rules.model import (
     AccountMessage,
     AccountState,
-    ClockTick,
     Emit,
     GrantRequested,
     LeadMessage,
@@ -67,15 +68,41 @@ class Engine:
         self.referees: dict[str, RefereeState] = {}
         self.referrers: dict[str, ReferrerState] = {}
         self.shard = LeadShard(programme, self.leads)
-        self.stats: Counter[str] = Counter()
+        self._steps: dict[Route, Callable[[str, Any], list[Emit]]] = {
+            Route.LEAD: self._lead,
+            Route.ACCOUNT: self._account,
+            Route.REFEREE: self._referee,
+            Route.REFERRER: self._referrer,
+        }
+        # Tallies kept as cheap keys on the hot path, named only when `stats` is read.
+        self._events: Counter[str] = Counter()
+        self._decisions: Counter[tuple[DecisionStatus, RejectionReason | None]] = Counter()
+        self._rewards = 0
+        self._overdue = 0
 
     @property
     def clock(self) -> int | None:
         return self.shard.clock
 
+    @property
+    def stats(self) -> Counter[str]:
+        """Events by topic, decisions by status, rejections by reason, rewards, overdue ones."""
+        stats: Counter[str] = Counter()
+        for topic, count in self._events.items():
+            stats[f"events.{topic}"] += count
+        for (status, reason), count in self._decisions.items():
+            stats[f"decisions.{status.value}"] += count
+            if reason is not None:
+                stats[f"rejected.{reason.value}"] += count
+        if self._rewards:
+            stats["rewards"] = self._rewards
+        if self._overdue:
+            stats["rewards.overdue"] = self._overdue
+        return stats
+
     def apply(self, event: InputEvent) -> list[Output]:
         """Fire the timers due by the event's time, then apply the event (RULES.md, Time)."""
-        self.stats[f"events.{event.topic}"] += 1
+        self._events[event.topic] += 1
         outputs: list[Output] = []
         self._deliver(self.shard.advance_to(event.occurred_at), outputs)
         self._deliver([route_of(event)], outputs)
@@ -84,7 +111,7 @@ class Engine:
     def advance_to(self, at: int) -> list[Output]:
         """Move the clock forward to `at` (never back), firing due timers in time order."""
         outputs: list[Output] = []
-        self._deliver(self.shard.handle(ClockTick(at)), outputs)
+        self._deliver(self.shard.advance_to(at), outputs)
         return outputs
 
     def outputs(
@@ -100,7 +127,8 @@ class Engine:
             else:
                 yield from self.apply(entry)
                 moment = entry.occurred_at
-            latest = moment if latest is None else max(latest, moment)
+            if latest is None or moment > latest:
+                latest = moment
         target = as_of if as_of is not None else latest
         if target is not None:
             yield from self.advance_to(target)
@@ -112,36 +140,36 @@ class Engine:
         return list(self.outputs(log, as_of))
 
     def _deliver(self, emits: Iterable[Emit], outputs: list[Output]) -> None:
+        # Messages in the order they were sent, each step's to quiescence (module docstring).
         queue: deque[Emit] = deque(emits)
+        steps = self._steps
         while queue:
             emit = queue.popleft()
             if isinstance(emit, Send):
-                queue.extend(self._step(emit))
+                queue.extend(steps[emit.route](emit.key, emit.message))
             else:
                 outputs.append(emit)
                 self._count(emit)
 
-    def _step(self, send: Send) -> list[Emit]:
-        key, message = send.key, send.message
-        if send.route is Route.LEAD and isinstance(message, LeadMessage):
-            return self.shard.handle(message)
-        emits: list[Emit]
-        if send.route is Route.ACCOUNT and isinstance(message, AccountMessage):
-            self.accounts[key], emits = account_step(self.accounts.get(key), message)
-        elif send.route is Route.REFEREE and isinstance(message, RefereeClaim):
-            self.referees[key], emits = referee_step(self.referees.get(key), message)
-        elif send.route is Route.REFERRER and isinstance(message, GrantRequested):
-            self.referrers[key], emits = referrer_step(self.referrers.get(key), message)
-        else:
-            raise TypeError(f"{type(message).__name__} cannot go to the {send.route} step")
+    def _lead(self, _: str, message: LeadMessage) -> list[Emit]:
+        return self.shard.handle(message)
+
+    def _account(self, key: str, message: AccountMessage) -> list[Emit]:
+        self.accounts[key], emits = account_step(self.accounts.get(key), message)
+        return emits
+
+    def _referee(self, key: str, message: RefereeClaim) -> list[Emit]:
+        self.referees[key], emits = referee_step(self.referees.get(key), message)
+        return emits
+
+    def _referrer(self, key: str, message: GrantRequested) -> list[Emit]:
+        self.referrers[key], emits = referrer_step(self.referrers.get(key), message)
         return emits
 
     def _count(self, output: Output) -> None:
         if isinstance(output, RewardGranted):
-            self.stats["rewards"] += 1
+            self._rewards += 1
             if output.granted_at > output.due_by:
-                self.stats["rewards.overdue"] += 1
-        elif isinstance(output, ReferralDecision):
-            self.stats[f"decisions.{output.status.value}"] += 1
-            if output.reason is not None:
-                self.stats[f"rejected.{output.reason.value}"] += 1
+                self._overdue += 1
+        else:
+            self._decisions[output.status, output.reason] += 1

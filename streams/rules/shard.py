@@ -10,7 +10,9 @@ within that message's step (the lead's `_settle` sees `now`).
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from operator import attrgetter
+from typing import Any
 
 from streams.contracts.records import ClientSigned, LeadSubmitted, ReferralRefused
 from streams.rules.lead import lead_step, next_timer
@@ -25,16 +27,21 @@ from streams.rules.model import (
 )
 from streams.rules.terms import Programme
 
+_BUSINESS_TIME: dict[type[Any], Callable[[Any], int]] = {
+    LeadSubmitted: attrgetter("occurred_at"),
+    ClientSigned: attrgetter("occurred_at"),
+    ReferralRefused: attrgetter("occurred_at"),
+    FirstInvoicePaid: attrgetter("paid_at"),
+    ClockTick: attrgetter("at"),
+}
+
 
 def business_time(message: ShardMessage) -> int | None:
-    """The time a message moves the clock to, if it carries one."""
-    if isinstance(message, LeadSubmitted | ClientSigned | ReferralRefused):
-        return message.occurred_at
-    if isinstance(message, FirstInvoicePaid):
-        return message.paid_at
-    if isinstance(message, ClockTick):
-        return message.at
-    return None  # replies between steps carry no time of their own
+    """The time a message moves the clock to, if it carries one; replies between steps
+    carry no time of their own."""
+    # Keyed on the exact type: this runs for every message of every lead.
+    time_of = _BUSINESS_TIME.get(type(message))
+    return time_of(message) if time_of is not None else None
 
 
 def pending_timers(
@@ -73,17 +80,19 @@ class LeadShard:
 
     def handle(self, message: ShardMessage) -> list[Emit]:
         """Advance the clock to the message's time (firing due timers), then apply it."""
+        if isinstance(message, ClockTick):
+            return self.advance_to(message.at)
         at = business_time(message)
         emits = self.advance_to(at) if at is not None else []
-        if not isinstance(message, ClockTick):
-            emits.extend(self._apply(message, self.clock if self.clock is not None else 0))
+        emits.extend(self._apply(message, self.clock if self.clock is not None else 0))
         return emits
 
     def advance_to(self, at: int) -> list[Emit]:
         """Move the clock forward to `at` (never back), firing due timers in time order."""
         emits: list[Emit] = []
-        while self._timers and self._timers[0][0] <= at:
-            due, lead_id = heapq.heappop(self._timers)
+        timers = self._timers
+        while timers and timers[0][0] <= at:
+            due, lead_id = heapq.heappop(timers)
             lead = self.leads.get(lead_id)
             if lead is None or next_timer(lead, self.programme) != due:
                 continue  # superseded: the lead moved on since this timer was set
@@ -97,10 +106,11 @@ class LeadShard:
         lead_id = message.lead_id
         before = self.leads.get(lead_id)
         lead, emits = lead_step(before, message, self.programme, now)
-        if lead != before:
+        if lead is not before:  # a step that changes nothing hands back the state it got
             self.leads[lead_id] = lead
             timer = next_timer(lead, self.programme)
-            previous = next_timer(before, self.programme) if before is not None else None
-            if timer is not None and timer != previous:
+            if timer is not None and (
+                before is None or timer != next_timer(before, self.programme)
+            ):
                 heapq.heappush(self._timers, (timer, lead_id))
         return emits
