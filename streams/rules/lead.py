@@ -5,12 +5,16 @@ everything else. Facts (signature, first invoice, refusal) are recorded whatever
 arrive in, then `_settle` plays them in business-time order from the lead's status, so a payment
 before the signature or a signature before the lead gives the outcome business-time order gives.
 A closed lead (due, granted, rejected) never changes.
+
+Every message of every lead runs through here, so the module is written for the interpreter:
+handlers are looked up by message type, and enum members are bound to module names once.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from streams.contracts.records import (
     ClientSigned,
@@ -26,7 +30,6 @@ from streams.contracts.records import (
 from streams.rules.identity import referee_identity, same_organization
 from streams.rules.model import (
     CLOSED,
-    OPEN,
     AccountOpened,
     Emit,
     FirstInvoice,
@@ -56,59 +59,38 @@ EXCLUDED_KINDS = frozenset({ReferrerKind.RESELLER, ReferrerKind.DISTRIBUTOR, Ref
 # refusal comes first, then the signature, then the payment.
 _TIMER, _REFUSAL, _SIGNATURE, _INVOICE = range(4)
 
+# On Python 3.11 reading `LeadStatus.X` goes through EnumType.__getattr__ (several times the
+# cost of a module global); the lead's statuses are read many times per message.
+_CHECKING = LeadStatus.CHECKING
+_ACCEPTED = LeadStatus.ACCEPTED
+_QUALIFIED = LeadStatus.QUALIFIED
+_EARNED = LeadStatus.EARNED
+_DUE = LeadStatus.DUE
+_GRANTED = LeadStatus.GRANTED
+_REJECTED = LeadStatus.REJECTED
+_GIFT_VOUCHER = RewardKind.GIFT_VOUCHER
+
 Step = tuple[LeadState, list[Emit]]
 
 
 def lead_step(
     state: LeadState | None, message: LeadMessage, programme: Programme, now: int
 ) -> Step:
-    """Apply one message to a lead; returns its new state and what it emits."""
-    lead_id = message.lead_id
-    lead = state if state is not None else LeadState(lead_id=lead_id)
-    if isinstance(message, LeadSubmitted):
-        return _submitted(lead, message, programme, now)
-    if isinstance(message, ClientSigned):
-        return _signed(lead, message, programme, now)
-    if isinstance(message, ReferralRefused):
-        if _ignores(lead, message.event_id, lead.refusal):
-            return lead, []
-        refusal = Refusal(event_id=message.event_id, occurred_at=message.occurred_at)
-        lead = lead._replace(refusal=refusal, seen=lead.seen | {message.event_id})
-        return _settle(lead, programme, now, [])
-    if isinstance(message, FirstInvoicePaid):
-        if _ignores(lead, message.event_id, lead.invoice):
-            return lead, []
-        invoice = FirstInvoice(
-            event_id=message.event_id,
-            occurred_at=message.paid_at,
-            invoice_id=message.invoice_id,
-            account_id=message.account_id,
-        )
-        lead = lead._replace(invoice=invoice, seen=lead.seen | {message.event_id})
-        return _settle(lead, programme, now, [])
-    if isinstance(message, RefereeChecked):
-        return _referee_checked(lead, message, programme, now)
-    if isinstance(message, TimerFired):
-        return _settle(lead, programme, message.at, [])
-    if isinstance(message, GrantSettled):
-        if lead.status is not LeadStatus.DUE:
-            return lead, []
-        status = LeadStatus.GRANTED if message.granted else LeadStatus.REJECTED
-        return _forget_voucher(lead._replace(status=status)), []
-    raise TypeError(f"not a lead message: {type(message).__name__}")
-
-
-def _ignores(lead: LeadState, event_id: str, recorded: object) -> bool:
-    """A redelivery (R13), a second fact of a kind already recorded (the first stands), or a
-    closed lead: the fact changes nothing and emits nothing."""
-    return event_id in lead.seen or recorded is not None or lead.status in CLOSED
+    """Apply one message to a lead; returns its new state and what it emits (the very state
+    it was given when the message changes nothing)."""
+    handler = _HANDLERS.get(type(message))
+    if handler is None:
+        raise TypeError(f"not a lead message: {type(message).__name__}")
+    lead = state if state is not None else LeadState(message.lead_id)
+    return handler(lead, message, programme, now)
 
 
 def next_timer(lead: LeadState, programme: Programme) -> int | None:
     """When the lead wants its shard to wake it: its hold's end, or the programme's end."""
-    if lead.status is LeadStatus.EARNED:
+    status = lead.status
+    if status is _EARNED:
         return lead.due_at
-    if lead.status in (LeadStatus.ACCEPTED, LeadStatus.QUALIFIED):
+    if status is _ACCEPTED or status is _QUALIFIED:
         return programme.ends_at
     return None
 
@@ -117,10 +99,13 @@ def next_timer(lead: LeadState, programme: Programme) -> int | None:
 
 
 def _submitted(lead: LeadState, event: LeadSubmitted, programme: Programme, now: int) -> Step:
-    if event.event_id in lead.seen:
-        return lead, []
-    terms = programme.version_at(event.occurred_at)
-    if lead.submission is not None:  # R12: not transferable, the first submission stands
+    event_id = event.event_id
+    first = lead.submission
+    if first is not None:
+        if event_id == first.event_id or event_id in lead.duplicates:
+            return lead, []  # a redelivery (R13)
+        # R12: not transferable, the first submission stands
+        terms = programme.version_at(event.occurred_at)
         duplicate = ReferralDecision(
             lead_id=lead.lead_id,
             referrer_id=event.referrer.referrer_id,
@@ -128,31 +113,30 @@ def _submitted(lead: LeadState, event: LeadSubmitted, programme: Programme, now:
             reason=RejectionReason.DUPLICATE_LEAD,
             decided_at=event.occurred_at,
             terms_version=terms.version if terms else None,
-            cause_event_id=event.event_id,
+            cause_event_id=event_id,
         )
-        return lead._replace(seen=lead.seen | {event.event_id}), [duplicate]
+        return lead._replace(duplicates=lead.duplicates | {event_id}), [duplicate]
 
+    terms = programme.version_at(event.occurred_at)
     referrer = event.referrer
-    if referrer.account_id is None or referrer.reward_preference is RewardKind.GIFT_VOUCHER:
-        kind, account, voucher = RewardKind.GIFT_VOUCHER, None, referrer.email  # R9
+    if referrer.account_id is None or referrer.reward_preference is _GIFT_VOUCHER:
+        kind, account, voucher = _GIFT_VOUCHER, None, referrer.email  # R9
     else:
         kind, account, voucher = RewardKind.INVOICE_REDUCTION, referrer.account_id, None
     submission = Submission(
-        event_id=event.event_id,
-        occurred_at=event.occurred_at,
-        referrer_id=referrer.referrer_id,
-        terms_version=terms.version if terms else None,
-        reward_kind=kind,
-        referrer_account_id=account,
-        voucher_email=voucher,
-        same_organization=same_organization(referrer, event.referee, programme),
+        event_id,
+        event.occurred_at,
+        referrer.referrer_id,
+        terms.version if terms else None,
+        kind,
+        account,
+        voucher,
+        same_organization(referrer, event.referee, programme),
     )
-    lead = lead._replace(
-        submission=submission, status=LeadStatus.CHECKING, seen=lead.seen | {event.event_id}
-    )
+    lead = lead._replace(submission=submission, status=_CHECKING)
     # Every submission but a duplicate claims its referee, whatever becomes of it (R2).
     identity = referee_identity(event.referee, programme)
-    claim = Send(Route.REFEREE, identity, RefereeClaim(identity=identity, lead_id=lead.lead_id))
+    claim = Send(Route.REFEREE, identity, RefereeClaim(identity, lead.lead_id))
 
     reason: RejectionReason | None = None
     if terms is None or event.occurred_at < programme.starts_at:
@@ -166,7 +150,7 @@ def _submitted(lead: LeadState, event: LeadSubmitted, programme: Programme, now:
     elif event.referee.known_to_ringover:
         reason = RejectionReason.REFEREE_ALREADY_KNOWN
     if reason is not None:
-        lead, decision = _reject(lead, reason, event.occurred_at, event.event_id)
+        lead, decision = _reject(lead, reason, event.occurred_at, event_id)
         return lead, [claim, decision]
     # The signature's account must hear of its lead even while the lead is checked.
     return lead, [claim]
@@ -175,9 +159,9 @@ def _submitted(lead: LeadState, event: LeadSubmitted, programme: Programme, now:
 def _referee_checked(
     lead: LeadState, message: RefereeChecked, programme: Programme, now: int
 ) -> Step:
-    if lead.status is not LeadStatus.CHECKING or lead.submission is None:
-        return lead, []
     sub = lead.submission
+    if lead.status is not _CHECKING or sub is None:
+        return lead, []
     if not message.first:
         lead, decision = _reject(
             lead, RejectionReason.REFEREE_ALREADY_KNOWN, sub.occurred_at, sub.event_id
@@ -188,57 +172,76 @@ def _referee_checked(
             lead, RejectionReason.SAME_ORGANIZATION, sub.occurred_at, sub.event_id
         )
         return lead, [decision]
-    lead = lead._replace(status=LeadStatus.ACCEPTED)
+    lead = lead._replace(status=_ACCEPTED)
     accepted = _decision(lead, DecisionStatus.ACCEPTED, sub.occurred_at, sub.event_id)
     return _settle(lead, programme, now, [accepted])
 
 
-# -- facts --------------------------------------------------------------------------------
+# -- facts: recorded once, whatever order they arrive in -----------------------------------
+#
+# A fact of a kind already recorded is a redelivery (R13) or a second one (the first stands);
+# a closed lead takes no more facts. Either way the fact changes nothing and emits nothing.
 
 
 def _signed(lead: LeadState, event: ClientSigned, programme: Programme, now: int) -> Step:
-    if _ignores(lead, event.event_id, lead.signature):
+    if lead.signature is not None or lead.status in CLOSED:
         return lead, []
     signature = Signature(
-        event_id=event.event_id,
-        occurred_at=event.occurred_at,
-        account_id=event.account_id,
-        commitment_months=event.commitment_months,
+        event.event_id, event.occurred_at, event.account_id, event.commitment_months
     )
-    lead = lead._replace(signature=signature, seen=lead.seen | {event.event_id})
-    opened = Send(
-        Route.ACCOUNT,
-        event.account_id,
-        AccountOpened(account_id=event.account_id, lead_id=lead.lead_id),
+    opened = Send(Route.ACCOUNT, event.account_id, AccountOpened(event.account_id, lead.lead_id))
+    return _settle(lead._replace(signature=signature), programme, now, [opened])
+
+
+def _refused(lead: LeadState, event: ReferralRefused, programme: Programme, now: int) -> Step:
+    if lead.refusal is not None or lead.status in CLOSED:
+        return lead, []
+    refusal = Refusal(event.event_id, event.occurred_at)
+    return _settle(lead._replace(refusal=refusal), programme, now, [])
+
+
+def _invoice_paid(
+    lead: LeadState, message: FirstInvoicePaid, programme: Programme, now: int
+) -> Step:
+    if lead.invoice is not None or lead.status in CLOSED:
+        return lead, []
+    invoice = FirstInvoice(
+        message.event_id, message.paid_at, message.invoice_id, message.account_id
     )
-    return _settle(lead, programme, now, [opened])
+    return _settle(lead._replace(invoice=invoice), programme, now, [])
+
+
+def _timer_fired(lead: LeadState, message: TimerFired, programme: Programme, _: int) -> Step:
+    return _settle(lead, programme, message.at, [])
+
+
+def _grant_settled(lead: LeadState, message: GrantSettled, _: Programme, __: int) -> Step:
+    if lead.status is not _DUE:
+        return lead, []
+    status = _GRANTED if message.granted else _REJECTED
+    return _forget_voucher(lead._replace(status=status)), []
+
+
+_HANDLERS: dict[type[Any], Callable[[LeadState, Any, Programme, int], Step]] = {
+    LeadSubmitted: _submitted,
+    RefereeChecked: _referee_checked,
+    ClientSigned: _signed,
+    ReferralRefused: _refused,
+    FirstInvoicePaid: _invoice_paid,
+    TimerFired: _timer_fired,
+    GrantSettled: _grant_settled,
+}
+
+
+# -- settling: the recorded facts and due timers in business-time order ---------------------
 
 
 def _settle(lead: LeadState, programme: Programme, now: int, emits: list[Emit]) -> Step:
     """Play the recorded facts and due timers in business-time order, as far as they go."""
-    while lead.status in OPEN:
-        sub = _need(lead.submission, "submission")
-        candidates: list[tuple[int, int]] = []
-        status = lead.status
-        if lead.refusal is not None and (
-            status is not LeadStatus.EARNED
-            or (lead.due_at is not None and lead.refusal.occurred_at < lead.due_at)
-        ):
-            candidates.append((lead.refusal.occurred_at, _REFUSAL))
-        if status is LeadStatus.ACCEPTED and lead.signature is not None:
-            candidates.append((lead.signature.occurred_at, _SIGNATURE))
-        if status is LeadStatus.QUALIFIED and lead.invoice is not None:
-            candidates.append((lead.invoice.occurred_at, _INVOICE))
-        if status is LeadStatus.EARNED and lead.due_at is not None and lead.due_at <= now:
-            candidates.append((lead.due_at, _TIMER))
-        ends_at = programme.ends_at
-        if status is not LeadStatus.EARNED and ends_at is not None and ends_at <= now:
-            candidates.append((ends_at, _TIMER))
-        if not candidates:
-            break
-        at, what = min(candidates)
+    while (step := _next_to_play(lead, programme, now)) is not None:
+        at, what = step
         if what == _REFUSAL:
-            refusal = _need(lead.refusal, "refusal")
+            sub, refusal = _need(lead.submission, "submission"), _need(lead.refusal, "refusal")
             lead, decision = _reject(
                 lead,
                 RejectionReason.REFUSED_BY_RINGOVER,
@@ -252,7 +255,7 @@ def _settle(lead: LeadState, programme: Programme, now: int, emits: list[Emit]) 
         elif what == _INVOICE:
             lead, earned = _earn(lead, programme)
             emits.append(earned)
-        elif status is LeadStatus.EARNED:
+        elif lead.status is _EARNED:
             lead, request = _due(lead, programme)
             emits.append(request)
         else:  # the programme ended before the first invoice was paid (R11)
@@ -261,13 +264,43 @@ def _settle(lead: LeadState, programme: Programme, now: int, emits: list[Emit]) 
     return lead, emits
 
 
+def _next_to_play(lead: LeadState, programme: Programme, now: int) -> tuple[int, int] | None:
+    """(time, kind) of the earliest fact or timer an open lead can play next, if any."""
+    status = lead.status
+    refusal = lead.refusal
+    if status is _EARNED:
+        due_at = _need(lead.due_at, "due time")
+        # A refusal counts until the hold is over; the timer wins a tie (RULES.md, Time).
+        if refusal is not None and refusal.occurred_at < due_at:
+            return refusal.occurred_at, _REFUSAL
+        return (due_at, _TIMER) if due_at <= now else None
+    fact: Signature | FirstInvoice | None
+    if status is _ACCEPTED:
+        fact = lead.signature
+        kind = _SIGNATURE
+    elif status is _QUALIFIED:
+        fact = lead.invoice
+        kind = _INVOICE
+    else:
+        return None  # checking, pending or closed
+    candidates: list[tuple[int, int]] = []
+    if refusal is not None:
+        candidates.append((refusal.occurred_at, _REFUSAL))
+    if fact is not None:
+        candidates.append((fact.occurred_at, kind))
+    ends_at = programme.ends_at
+    if ends_at is not None and ends_at <= now:
+        candidates.append((ends_at, _TIMER))
+    return min(candidates) if candidates else None
+
+
 def _sign(lead: LeadState, programme: Programme) -> tuple[LeadState, ReferralDecision]:
     """R5: a long enough commitment qualifies the lead; a shorter one rejects it."""
     sub, terms = _terms(lead, programme)
     signature = _need(lead.signature, "signature")
     at = max(sub.occurred_at, signature.occurred_at)
     if signature.commitment_months >= terms.min_commitment_months:
-        lead = lead._replace(status=LeadStatus.QUALIFIED)
+        lead = lead._replace(status=_QUALIFIED)
         return lead, _decision(lead, DecisionStatus.QUALIFIED, at, signature.event_id)
     return _reject(lead, RejectionReason.COMMITMENT_TOO_SHORT, at, signature.event_id)
 
@@ -278,7 +311,7 @@ def _earn(lead: LeadState, programme: Programme) -> tuple[LeadState, ReferralDec
     signature, invoice = _need(lead.signature, "signature"), _need(lead.invoice, "invoice")
     last_needed = max(sub.occurred_at, signature.occurred_at, invoice.occurred_at)
     due_at = max(invoice.occurred_at + terms.hold_ms, last_needed)
-    lead = lead._replace(status=LeadStatus.EARNED, due_at=due_at)
+    lead = lead._replace(status=_EARNED, due_at=due_at)
     return lead, _decision(lead, DecisionStatus.EARNED, last_needed, invoice.event_id)
 
 
@@ -305,7 +338,7 @@ def _due(lead: LeadState, programme: Programme) -> tuple[LeadState, Send]:
         source_event_ids=(sub.event_id, signature.event_id, invoice.event_id),
     )
     request = GrantRequested(reward, terms.max_rewards, terms.max_total_cents)
-    return lead._replace(status=LeadStatus.DUE), Send(Route.REFERRER, sub.referrer_id, request)
+    return lead._replace(status=_DUE), Send(Route.REFERRER, sub.referrer_id, request)
 
 
 def reward_id(lead_id: str) -> str:
@@ -356,13 +389,12 @@ def _reject(
     lead: LeadState, reason: RejectionReason, at: int, cause: str | None
 ) -> tuple[LeadState, ReferralDecision]:
     decision = _decision(lead, DecisionStatus.REJECTED, at, cause, reason)
-    return _forget_voucher(lead._replace(status=LeadStatus.REJECTED)), decision
+    return _forget_voucher(lead._replace(status=_REJECTED)), decision
 
 
 def _forget_voucher(lead: LeadState) -> LeadState:
     """A closed lead no longer needs the referrer's e-mail (R14: data minimisation)."""
-    if lead.submission is None or lead.submission.voucher_email is None:
+    sub = lead.submission
+    if sub is None or sub.voucher_email is None or lead.status is _DUE:
         return lead
-    if lead.status is LeadStatus.DUE:
-        return lead
-    return lead._replace(submission=lead.submission._replace(voucher_email=None))
+    return lead._replace(submission=sub._replace(voucher_email=None))

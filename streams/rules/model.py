@@ -93,7 +93,9 @@ class LeadState(NamedTuple):
     invoice: FirstInvoice | None = None
     refusal: Refusal | None = None
     due_at: int | None = None
-    seen: frozenset[str] = frozenset()
+    # Event ids of later submissions rejected as duplicate_lead, so that their redelivery is
+    # recognised (R13); the recorded facts' own ids do that for every other event.
+    duplicates: frozenset[str] = frozenset()
 
 
 class AccountState(NamedTuple):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from streams.plain import from_plain, to_plain
@@ -10,12 +11,30 @@ from streams.rules.model import AccountState, LeadState, RefereeState, ReferrerS
 
 S = TypeVar("S")
 
-# Bump a state's version when its shape changes, and teach decode_state to read the old one.
+# Bump a state's version when its shape changes, and teach decode_state to read the old one
+# (an upgrade from each older version in _UPGRADES).
 STATE_VERSIONS: dict[type[Any], int] = {
-    LeadState: 1,
+    LeadState: 2,
     AccountState: 1,
     RefereeState: 1,
     ReferrerState: 1,
+}
+
+
+def _lead_v1_to_v2(plain: dict[str, Any]) -> dict[str, Any]:
+    """v1 kept every event id the lead had seen; v2 keeps only those of rejected duplicate
+    submissions, the recorded facts carrying the others."""
+    recorded = {
+        fact["event_id"]
+        for name in ("submission", "signature", "invoice", "refusal")
+        if (fact := plain.get(name)) is not None
+    }
+    plain["duplicates"] = sorted(set(plain.pop("seen", ())) - recorded)
+    return plain
+
+
+_UPGRADES: dict[tuple[type[Any], int], Callable[[dict[str, Any]], dict[str, Any]]] = {
+    (LeadState, 1): _lead_v1_to_v2,
 }
 
 
@@ -35,4 +54,6 @@ def decode_state(cls: type[S], data: bytes) -> S:
     current = STATE_VERSIONS[cls]
     if version > current:
         raise StateVersionError(f"{cls.__name__} v{version} is newer than this code's v{current}")
+    for older in range(version, current):
+        plain = _UPGRADES[cls, older](plain)
     return from_plain(cls, plain)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from streams.rules.lead import lead_step
 from streams.rules.model import AccountState, LeadState, RefereeState, ReferrerState
 from streams.rules.snapshot import StateVersionError, decode_state, encode_state
 from tests.builders import DAY, T0, lead, paid, signed
@@ -32,3 +35,25 @@ def test_state_from_a_newer_version_is_refused() -> None:
     data = encode_state(RefereeState("id", "lead-1")).replace(b'"v":1', b'"v":99')
     with pytest.raises(StateVersionError, match="newer"):
         decode_state(RefereeState, data)
+
+
+def test_r13_a_v1_lead_state_upgrades_keeping_what_dedupes_its_redeliveries() -> None:
+    """v1 kept every event id the lead had seen; v2 keeps the duplicate submissions' ids only.
+
+    A lead submitted twice (the second rejected as duplicate_lead), then signed: its v1 record
+    listed three ids; upgraded, the duplicate's id is kept and a redelivery of each of the three
+    events still changes nothing.
+    """
+    events = [lead(event_id="e-lead"), lead(event_id="e-dup", at=T0 + 1), signed(event_id="e-sign")]
+    engine = run(events).engine
+    state = engine.leads["lead-1"]
+    assert state.duplicates == frozenset({"e-dup"})
+
+    plain = json.loads(encode_state(state))
+    plain["v"] = 1
+    plain["seen"] = sorted(["e-lead", "e-dup", "e-sign", *plain.pop("duplicates")])
+    upgraded = decode_state(LeadState, json.dumps(plain).encode())
+
+    assert upgraded == state
+    for event in events:
+        assert lead_step(upgraded, event, engine.programme, T0 + DAY) == (upgraded, [])
