@@ -104,8 +104,11 @@ class Engine:
         """Fire the timers due by the event's time, then apply the event (RULES.md, Time)."""
         self._events[event.topic] += 1
         outputs: list[Output] = []
-        self._deliver(self.shard.advance_to(event.occurred_at), outputs)
-        self._deliver([route_of(event)], outputs)
+        fired = self.shard.advance_to(event.occurred_at)
+        if fired:
+            self._deliver(fired, outputs)
+        send = route_of(event)
+        self._deliver(self._steps[send.route](send.key, event), outputs)
         return outputs
 
     def advance_to(self, at: int) -> list[Output]:
@@ -143,13 +146,18 @@ class Engine:
         # Messages in the order they were sent, each step's to quiescence (module docstring).
         queue: deque[Emit] = deque(emits)
         steps = self._steps
+        decisions = self._decisions
         while queue:
             emit = queue.popleft()
             if isinstance(emit, Send):
                 queue.extend(steps[emit.route](emit.key, emit.message))
+                continue
+            outputs.append(emit)
+            if isinstance(emit, RewardGranted):
+                self._rewards += 1
+                self._overdue += emit.granted_at > emit.due_by
             else:
-                outputs.append(emit)
-                self._count(emit)
+                decisions[emit.status, emit.reason] += 1
 
     def _lead(self, _: str, message: LeadMessage) -> list[Emit]:
         return self.shard.handle(message)
@@ -165,11 +173,3 @@ class Engine:
     def _referrer(self, key: str, message: GrantRequested) -> list[Emit]:
         self.referrers[key], emits = referrer_step(self.referrers.get(key), message)
         return emits
-
-    def _count(self, output: Output) -> None:
-        if isinstance(output, RewardGranted):
-            self._rewards += 1
-            if output.granted_at > output.due_by:
-                self._overdue += 1
-        else:
-            self._decisions[output.status, output.reason] += 1

@@ -6,13 +6,17 @@ Times are offsets from T0 = 2026-01-05T10:00Z; the default terms hold for 14 day
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streams.contracts import InputEvent, ReferrerKind, RewardKind, format_time, parse_time
 from streams.contracts.records import DecisionStatus
 from streams.rules import Engine, lead_step, parse_terms, referrer_step, reward_id
+from streams.rules.lead import REWARD_NAMESPACE
 from streams.rules.model import (
     FirstInvoicePaid,
     GrantRequested,
@@ -574,6 +578,11 @@ def test_r13_a_repeated_event_id_is_a_redelivery_and_changes_nothing() -> None:
 def test_r13_reward_id_is_derived_from_the_lead_alone() -> None:
     reward = run([lead(), signed(), paid()], as_of=T0 + 40 * DAY).reward("lead-1")
     assert reward.reward_id == reward_id("lead-1") == "f3a194af-bbb9-511a-a031-24504f9a6265"
+
+
+@given(st.text())
+def test_r13_reward_id_is_the_uuid5_of_the_lead_under_the_fixed_namespace(lead_id: str) -> None:
+    assert reward_id(lead_id) == str(uuid.uuid5(REWARD_NAMESPACE, lead_id))
 
 
 def test_r13_a_redelivered_grant_request_is_not_granted_twice() -> None:
