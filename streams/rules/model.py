@@ -18,14 +18,16 @@ Steps talk through messages sent to a key (`Send`); in one process the engine de
 in order, live they travel through repartition topics. Every state value is small, immutable,
 versioned (`streams.rules.snapshot`) and serialisable with `streams.plain`. They are named
 tuples rather than frozen dataclasses because the core copies them on every step and
-`_replace` is several times cheaper than `dataclasses.replace`; messages are dispatched on
-their type, never compared with each other.
+`_replace` is several times cheaper than `dataclasses.replace` (and, for the states copied
+most, cheaper still with `_copying`); messages are dispatched on their type, never compared
+with each other.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
 
 from streams.contracts.records import (
     ClientSigned,
@@ -36,6 +38,27 @@ from streams.contracts.records import (
     RewardGranted,
     RewardKind,
 )
+
+_T = TypeVar("_T", bound=tuple[Any, ...])
+
+
+def _copying(cls: type[_T]) -> type[_T]:
+    """Give a named tuple a `_replace` without the generic machinery of the stock one (a
+    bound `map` of `dict.pop` over every field, then `_make`): half the cost, same result."""
+    index = {name: i for i, name in enumerate(cls._fields)}  # type: ignore[attr-defined]
+    new: Callable[[type[_T], list[Any]], _T] = tuple.__new__
+
+    def _replace(self: _T, /, **changes: Any) -> _T:
+        values = list(self)
+        for name, value in changes.items():
+            position = index.get(name)
+            if position is None:
+                raise ValueError(f"{cls.__name__} has no field {name!r}")
+            values[position] = value
+        return new(cls, values)
+
+    cls._replace = _replace  # type: ignore[attr-defined]
+    return cls
 
 
 class LeadStatus(enum.StrEnum):
@@ -53,6 +76,7 @@ OPEN = frozenset({LeadStatus.ACCEPTED, LeadStatus.QUALIFIED, LeadStatus.EARNED})
 CLOSED = frozenset({LeadStatus.DUE, LeadStatus.GRANTED, LeadStatus.REJECTED})
 
 
+@_copying
 class Submission(NamedTuple):
     """What the lead's story needs of its lead-submitted event; no e-mail but the voucher's."""
 
@@ -85,6 +109,7 @@ class Refusal(NamedTuple):
     occurred_at: int
 
 
+@_copying
 class LeadState(NamedTuple):
     lead_id: str
     status: LeadStatus = LeadStatus.PENDING
@@ -98,6 +123,7 @@ class LeadState(NamedTuple):
     duplicates: frozenset[str] = frozenset()
 
 
+@_copying
 class AccountState(NamedTuple):
     account_id: str
     lead_id: str | None = None
@@ -109,6 +135,7 @@ class RefereeState(NamedTuple):
     first_lead_id: str
 
 
+@_copying
 class ReferrerState(NamedTuple):
     referrer_id: str
     granted_count: int = 0
