@@ -7,7 +7,7 @@ are delivered in the order they were sent, each to quiescence before the next in
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -74,6 +74,11 @@ class Engine:
             Route.REFEREE: self._referee,
             Route.REFERRER: self._referrer,
         }
+        # Inputs go straight to their step (the routes of route_of), without a Send each.
+        self._inputs: dict[type[Any], Callable[[Any], list[Emit]]] = {
+            kind: self.shard.handle if route is Route.LEAD else self._keyed(route)
+            for kind, route in _INPUT_ROUTES.items()
+        }
         # Tallies kept as cheap keys on the hot path, named only when `stats` is read.
         self._events: Counter[str] = Counter()
         self._decisions: Counter[tuple[DecisionStatus, RejectionReason | None]] = Counter()
@@ -102,13 +107,15 @@ class Engine:
 
     def apply(self, event: InputEvent) -> list[Output]:
         """Fire the timers due by the event's time, then apply the event (RULES.md, Time)."""
+        step = self._inputs.get(type(event))
+        if step is None:
+            raise TypeError(f"not an input event: {type(event).__name__}")
         self._events[event.topic] += 1
         outputs: list[Output] = []
         fired = self.shard.advance_to(event.occurred_at)
         if fired:
             self._deliver(fired, outputs)
-        send = route_of(event)
-        self._deliver(self._steps[send.route](send.key, event), outputs)
+        self._deliver(step(event), outputs)
         return outputs
 
     def advance_to(self, at: int) -> list[Output]:
@@ -142,15 +149,14 @@ class Engine:
         """All the outputs of `outputs(log, as_of)` as a list."""
         return list(self.outputs(log, as_of))
 
-    def _deliver(self, emits: Iterable[Emit], outputs: list[Output]) -> None:
-        # Messages in the order they were sent, each step's to quiescence (module docstring).
-        queue: deque[Emit] = deque(emits)
+    def _deliver(self, emits: list[Emit], outputs: list[Output]) -> None:
+        # Messages in the order they were sent, each step's to quiescence (module docstring):
+        # a list iterated while it grows is a FIFO queue. Steps hand over lists of their own.
         steps = self._steps
         decisions = self._decisions
-        while queue:
-            emit = queue.popleft()
+        for emit in emits:
             if isinstance(emit, Send):
-                queue.extend(steps[emit.route](emit.key, emit.message))
+                emits.extend(steps[emit.route](emit.key, emit.message))
                 continue
             outputs.append(emit)
             if isinstance(emit, RewardGranted):
@@ -158,6 +164,10 @@ class Engine:
                 self._overdue += emit.granted_at > emit.due_by
             else:
                 decisions[emit.status, emit.reason] += 1
+
+    def _keyed(self, route: Route) -> Callable[[InputEvent], list[Emit]]:
+        step = self._steps[route]
+        return lambda event: step(event.key, event)
 
     def _lead(self, _: str, message: LeadMessage) -> list[Emit]:
         return self.shard.handle(message)

@@ -83,9 +83,18 @@ class LeadShard:
         if isinstance(message, ClockTick):
             return self.advance_to(message.at)
         at = business_time(message)
-        emits = self.advance_to(at) if at is not None else []
-        emits.extend(self._apply(message, self.clock if self.clock is not None else 0))
-        return emits
+        if at is None:
+            return self._apply(message, self.clock if self.clock is not None else 0)
+        timers = self._timers
+        if timers and timers[0][0] <= at:
+            emits = self.advance_to(at)
+            emits.extend(self._apply(message, self.clock if self.clock is not None else at))
+            return emits
+        # Nothing due (the common case): the clock moves without a walk of the timers.
+        clock = self.clock
+        if clock is None or at > clock:
+            self.clock = clock = at
+        return self._apply(message, clock)
 
     def advance_to(self, at: int) -> list[Emit]:
         """Move the clock forward to `at` (never back), firing due timers in time order."""
