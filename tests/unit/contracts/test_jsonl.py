@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streams.contracts import JsonlCodec, JsonlError, format_time, parse_time
 from tests.builders import sample_records
@@ -33,6 +36,16 @@ def test_times_with_and_without_milliseconds() -> None:
     assert format_time(parse_time("2026-01-05T10:00:00.250Z")) == "2026-01-05T10:00:00.250Z"
     with pytest.raises(ValueError, match="not a UTC time"):
         parse_time("2026-01-05T10:00:00")
+
+
+@given(st.integers(min_value=-(10**12), max_value=253_402_300_799_999))
+def test_format_time_is_iso_8601_utc_and_reads_back(ms: int) -> None:
+    expected = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)).strftime(
+        "%Y-%m-%dT%H:%M:%S.%f"
+    )[:-3]
+    formatted = format_time(ms)
+    assert formatted.removesuffix("Z") in (expected, expected.removesuffix(".000"))
+    assert parse_time(formatted) == ms
 
 
 def test_optional_fields_may_be_omitted() -> None:
