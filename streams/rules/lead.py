@@ -62,7 +62,7 @@ EXCLUDED_KINDS = frozenset({ReferrerKind.RESELLER, ReferrerKind.DISTRIBUTOR, Ref
 _TIMER, _REFUSAL, _SIGNATURE, _INVOICE = range(4)
 
 # On Python 3.11 reading `LeadStatus.X` goes through EnumType.__getattr__ (several times the
-# cost of a module global); the lead's statuses are read many times per message.
+# cost of a module global); these members are read on every message.
 _CHECKING = LeadStatus.CHECKING
 _ACCEPTED = LeadStatus.ACCEPTED
 _QUALIFIED = LeadStatus.QUALIFIED
@@ -71,6 +71,9 @@ _DUE = LeadStatus.DUE
 _GRANTED = LeadStatus.GRANTED
 _REJECTED = LeadStatus.REJECTED
 _GIFT_VOUCHER = RewardKind.GIFT_VOUCHER
+_TO_REFEREE, _TO_ACCOUNT, _TO_REFERRER = Route.REFEREE, Route.ACCOUNT, Route.REFERRER
+_DECIDED_ACCEPTED, _DECIDED_QUALIFIED = DecisionStatus.ACCEPTED, DecisionStatus.QUALIFIED
+_DECIDED_EARNED, _DECIDED_REJECTED = DecisionStatus.EARNED, DecisionStatus.REJECTED
 
 Step = tuple[LeadState, list[Emit]]
 
@@ -138,7 +141,7 @@ def _submitted(lead: LeadState, event: LeadSubmitted, programme: Programme, now:
     lead = lead._replace(submission=submission, status=_CHECKING)
     # Every submission but a duplicate claims its referee, whatever becomes of it (R2).
     identity = referee_identity(event.referee, programme)
-    claim = Send(Route.REFEREE, identity, RefereeClaim(identity, lead.lead_id))
+    claim = Send(_TO_REFEREE, identity, RefereeClaim(identity, lead.lead_id))
 
     reason: RejectionReason | None = None
     if terms is None or event.occurred_at < programme.starts_at:
@@ -175,7 +178,7 @@ def _referee_checked(
         )
         return lead, [decision]
     lead = lead._replace(status=_ACCEPTED)
-    accepted = _decision(lead, DecisionStatus.ACCEPTED, sub.occurred_at, sub.event_id)
+    accepted = _decision(lead, _DECIDED_ACCEPTED, sub.occurred_at, sub.event_id)
     return _settle(lead, programme, now, [accepted])
 
 
@@ -191,7 +194,7 @@ def _signed(lead: LeadState, event: ClientSigned, programme: Programme, now: int
     signature = Signature(
         event.event_id, event.occurred_at, event.account_id, event.commitment_months
     )
-    opened = Send(Route.ACCOUNT, event.account_id, AccountOpened(event.account_id, lead.lead_id))
+    opened = Send(_TO_ACCOUNT, event.account_id, AccountOpened(event.account_id, lead.lead_id))
     return _settle(lead._replace(signature=signature), programme, now, [opened])
 
 
@@ -303,7 +306,7 @@ def _sign(lead: LeadState, programme: Programme) -> tuple[LeadState, ReferralDec
     at = max(sub.occurred_at, signature.occurred_at)
     if signature.commitment_months >= terms.min_commitment_months:
         lead = lead._replace(status=_QUALIFIED)
-        return lead, _decision(lead, DecisionStatus.QUALIFIED, at, signature.event_id)
+        return lead, _decision(lead, _DECIDED_QUALIFIED, at, signature.event_id)
     return _reject(lead, RejectionReason.COMMITMENT_TOO_SHORT, at, signature.event_id)
 
 
@@ -314,7 +317,7 @@ def _earn(lead: LeadState, programme: Programme) -> tuple[LeadState, ReferralDec
     last_needed = max(sub.occurred_at, signature.occurred_at, invoice.occurred_at)
     due_at = max(invoice.occurred_at + terms.hold_ms, last_needed)
     lead = lead._replace(status=_EARNED, due_at=due_at)
-    return lead, _decision(lead, DecisionStatus.EARNED, last_needed, invoice.event_id)
+    return lead, _decision(lead, _DECIDED_EARNED, last_needed, invoice.event_id)
 
 
 def _due(lead: LeadState, programme: Programme) -> tuple[LeadState, Send]:
@@ -340,7 +343,7 @@ def _due(lead: LeadState, programme: Programme) -> tuple[LeadState, Send]:
         source_event_ids=(sub.event_id, signature.event_id, invoice.event_id),
     )
     request = GrantRequested(reward, terms.max_rewards, terms.max_total_cents)
-    return lead._replace(status=_DUE), Send(Route.REFERRER, sub.referrer_id, request)
+    return lead._replace(status=_DUE), Send(_TO_REFERRER, sub.referrer_id, request)
 
 
 def reward_id(lead_id: str) -> str:
@@ -398,7 +401,7 @@ def _decision(
 def _reject(
     lead: LeadState, reason: RejectionReason, at: int, cause: str | None
 ) -> tuple[LeadState, ReferralDecision]:
-    decision = _decision(lead, DecisionStatus.REJECTED, at, cause, reason)
+    decision = _decision(lead, _DECIDED_REJECTED, at, cause, reason)
     return _forget_voucher(lead._replace(status=_REJECTED)), decision
 
 
