@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import os
-import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,17 +20,14 @@ from streams.contracts import (
     CLOCK_TOPIC,
     INPUT_TOPICS,
     ClockAdvanced,
-    JsonlCodec,
     JsonlError,
     Record,
 )
 from streams.contracts.records import InputEvent, RewardGranted
+from streams.replay_files import output_files
 from streams.rules.engine import Engine
 from streams.rules.model import Output
 from streams.rules.terms import Programme
-
-REWARDS_FILE = "reward-granted.jsonl"
-DECISIONS_FILE = "referral-decisions.jsonl"
 
 
 @dataclass
@@ -69,7 +63,8 @@ def quiet_gc() -> Iterator[None]:
 
     The core's state is acyclic (reference counting frees it), but with millions of live
     records every full collection walks all of them: on a 1M-event replay that was over a
-    third of the run. Collected once at the end instead.
+    third of the run. Collected once at the end instead, which is cheap only if the batch's
+    data is gone by then: keep it in a frame that returns inside the block.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -95,32 +90,6 @@ def input_events(records: Iterable[tuple[int, Record]]) -> Iterator[LogEntry]:
                 field="topic",
             )
         yield record
-
-
-@contextlib.contextmanager
-def output_files(out_dir: Path) -> Iterator[Callable[[Output], None]]:
-    """A writer of the two output files; they appear (atomically) only if the block succeeds."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    codec = JsonlCodec()
-    with ExitStack() as stack:
-        temps = {}
-        for name in (REWARDS_FILE, DECISIONS_FILE):
-            handle = tempfile.NamedTemporaryFile(  # noqa: SIM115  # closed by the stack
-                "w", encoding="utf-8", dir=out_dir, prefix=f".{name}.", delete=False
-            )
-            stack.callback(_discard, handle.name)
-            temps[name] = stack.enter_context(handle)
-
-        def write(output: Output) -> None:
-            name = REWARDS_FILE if isinstance(output, RewardGranted) else DECISIONS_FILE
-            temps[name].write(codec.format(output) + "\n")
-
-        yield write
-        for name, handle in temps.items():
-            handle.flush()
-            os.fsync(handle.fileno())
-            handle.close()
-            os.replace(handle.name, out_dir / name)
 
 
 def replay(
@@ -149,7 +118,3 @@ def write_outputs(outputs: Iterable[Output], out_dir: Path) -> ReplaySummary:
             summary.count(output)
             write(output)
     return summary
-
-
-def _discard(path: str) -> None:
-    Path(path).unlink(missing_ok=True)

@@ -1,0 +1,169 @@
+"""The replay's two output files: all of them or nothing, formatted beside the rules.
+
+Formatting JSON costs a good part of what the rules cost. A replay with more than one batch of
+outputs formats them in a second process (started then, so a small replay pays nothing for
+it), fed with each output's field values; the process running the rules only reads fields
+and pickles tuples. The files appear, by an atomic rename, only once everything is on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import operator
+import os
+import pickle
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from streams.contracts import JsonlCodec
+from streams.contracts.records import ReferralDecision, RewardGranted
+from streams.rules.model import Output
+
+REWARDS_FILE = "reward-granted.jsonl"
+DECISIONS_FILE = "referral-decisions.jsonl"
+
+BATCH = 5_000  # outputs per message to the formatting process, and the threshold to start it
+
+_KINDS: tuple[type[Any], ...] = (RewardGranted, ReferralDecision)
+_FILES = (REWARDS_FILE, DECISIONS_FILE)
+# All fields of an output in one C call, in the order its constructor takes them.
+_FIELDS = tuple(operator.attrgetter(*(f.name for f in dataclasses.fields(k))) for k in _KINDS)
+_END = b""
+
+
+class OutputWriterError(RuntimeError):
+    """The formatting process failed or went away; the output files were not written."""
+
+
+class ReplayFiles:
+    """Writes outputs in emission order into `out_dir`'s two files (see the module)."""
+
+    def __init__(self, out_dir: Path, *, batch: int = BATCH) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.out_dir = out_dir
+        self._batch = batch
+        self._pending: list[Output] = []
+        self._temps: list[str] = []
+        for name in _FILES:
+            handle = tempfile.NamedTemporaryFile(  # noqa: SIM115  # reopened by the writer
+                "w", encoding="utf-8", dir=out_dir, prefix=f".{name}.", delete=False
+            )
+            handle.close()
+            self._temps.append(handle.name)
+        self._child: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+
+    def write(self, output: Output) -> None:
+        self._pending.append(output)
+        if len(self._pending) >= self._batch:
+            self._send()
+
+    def commit(self) -> None:
+        """Write what is pending, wait until all is on disk, then make both files appear."""
+        if self._conn is None:
+            with _appending(self._temps) as put:
+                put(self._pending)
+        else:
+            self._send()
+            self._conn.send_bytes(_END)
+            try:
+                failure = self._conn.recv()
+            except EOFError:
+                failure = "the formatting process exited without a word"
+            self._stop()
+            if failure is not None:
+                raise OutputWriterError(f"replay output not written: {failure}")
+        self._pending = []
+        for name, temp in zip(_FILES, self._temps, strict=True):
+            os.replace(temp, self.out_dir / name)
+        self._temps = []
+
+    def discard(self) -> None:
+        """Leave nothing behind: stop the formatting process, remove the temporary files."""
+        self._stop()
+        for temp in self._temps:
+            Path(temp).unlink(missing_ok=True)
+        self._temps = []
+
+    def _send(self) -> None:
+        if self._conn is None:
+            # Spawned, not forked: the caller may run an event loop or threads.
+            context = multiprocessing.get_context("spawn")
+            self._conn, theirs = context.Pipe()
+            self._child = context.Process(
+                target=_format_lines, args=(theirs, self._temps), name="replay-writer"
+            )
+            self._child.start()
+            theirs.close()
+        try:
+            self._conn.send_bytes(pickle.dumps(_as_fields(self._pending), pickle.HIGHEST_PROTOCOL))
+        except OSError as exc:  # a broken pipe: the process died
+            raise OutputWriterError(f"the formatting process went away: {exc}") from exc
+        self._pending = []
+
+    def _stop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._child is not None:
+            self._child.join(timeout=10)
+            if self._child.is_alive():
+                self._child.kill()
+                self._child.join()
+            self._child = None
+
+
+@contextmanager
+def output_files(out_dir: Path) -> Iterator[Callable[[Output], None]]:
+    """A writer of the two output files; they appear (atomically) only if the block succeeds."""
+    files = ReplayFiles(out_dir)
+    try:
+        yield files.write
+        files.commit()
+    finally:
+        files.discard()
+
+
+def _as_fields(outputs: list[Output]) -> list[tuple[int, tuple[Any, ...]]]:
+    return [
+        (0, _FIELDS[0](o)) if isinstance(o, RewardGranted) else (1, _FIELDS[1](o)) for o in outputs
+    ]
+
+
+@contextmanager
+def _appending(paths: list[str]) -> Iterator[Callable[[Iterable[Output]], None]]:
+    """Append outputs as lines to the rewards and decisions files, then flush them to disk."""
+    codec = JsonlCodec()
+    with (
+        open(paths[0], "a", encoding="utf-8") as rewards,
+        open(paths[1], "a", encoding="utf-8") as decisions,
+    ):
+
+        def put(outputs: Iterable[Output]) -> None:
+            for output in outputs:
+                handle = rewards if isinstance(output, RewardGranted) else decisions
+                handle.write(codec.format(output) + "\n")
+
+        yield put
+        for handle in (rewards, decisions):
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def _format_lines(conn: Connection, paths: list[str]) -> None:
+    """The formatting process: batches of field tuples in, lines out; None back when done,
+    or what went wrong."""
+    try:
+        with _appending(paths) as put:
+            while (data := conn.recv_bytes()) != _END:
+                put(_KINDS[kind](*values) for kind, values in pickle.loads(data))
+        conn.send(None)
+    except BaseException as exc:  # reported to the parent, which raises
+        conn.send(f"{type(exc).__name__}: {exc}")
+    finally:
+        conn.close()
