@@ -95,10 +95,11 @@ class ReplayFiles:
             # Spawned, not forked: the caller may run an event loop or threads.
             context = multiprocessing.get_context("spawn")
             self._conn, theirs = context.Pipe()
-            self._child = context.Process(
+            child = context.Process(
                 target=_format_lines, args=(theirs, self._temps), name="replay-writer"
             )
-            self._child.start()
+            child.start()
+            self._child = child
             theirs.close()
         try:
             self._conn.send_bytes(pickle.dumps(_as_fields(self._pending), pickle.HIGHEST_PROTOCOL))

@@ -69,22 +69,25 @@ async def replay_from_kafka(
         raise ValueError("replay from Kafka writes either to a directory or to topics")
 
     async def run() -> ReplaySummary:
+        outputs: Iterable[Output]
         if journal:
             journals = await read_journals(bootstrap, app_id, quiet=quiet)
-            outputs: list[Output] = replay_journals(journals, programme).outputs
+            outputs = replay_journals(journals, programme).outputs
             events = journals.input_events
         else:
             log = await read_inputs(bootstrap, topics, since_ms=since_ms, quiet=quiet)
             if log.skipped and not quiet:
                 skipped = ", ".join(f"{t}={n}" for t, n in sorted(log.skipped.items()))
                 print(f"skipped undecodable input records: {skipped}", file=sys.stderr)
-            outputs = Engine(programme).run(log.entries, as_of)
             events = sum(1 for e in log.entries if not isinstance(e, ClockAdvanced))
+            # A stream, not a list: the files are formatted while the rules run.
+            outputs = Engine(programme).outputs(log.entries, as_of)
         if out_dir is not None:
             summary = write_outputs(outputs, out_dir)
             summary.events = events
             return summary
         assert to_topics is not None
+        outputs = list(outputs)
         summary = ReplaySummary(events=events)
         for output in outputs:
             summary.count(output)

@@ -68,17 +68,6 @@ class Engine:
         self.referees: dict[str, RefereeState] = {}
         self.referrers: dict[str, ReferrerState] = {}
         self.shard = LeadShard(programme, self.leads)
-        self._steps: dict[Route, Callable[[str, Any], list[Emit]]] = {
-            Route.LEAD: self._lead,
-            Route.ACCOUNT: self._account,
-            Route.REFEREE: self._referee,
-            Route.REFERRER: self._referrer,
-        }
-        # Inputs go straight to their step (the routes of route_of), without a Send each.
-        self._inputs: dict[type[Any], Callable[[Any], list[Emit]]] = {
-            kind: self.shard.handle if route is Route.LEAD else self._keyed(route)
-            for kind, route in _INPUT_ROUTES.items()
-        }
         # Tallies kept as cheap keys on the hot path, named only when `stats` is read.
         self._events: Counter[str] = Counter()
         self._decisions: Counter[tuple[DecisionStatus, RejectionReason | None]] = Counter()
@@ -107,15 +96,16 @@ class Engine:
 
     def apply(self, event: InputEvent) -> list[Output]:
         """Fire the timers due by the event's time, then apply the event (RULES.md, Time)."""
-        step = self._inputs.get(type(event))
-        if step is None:
+        route = _INPUT_ROUTES.get(type(event))
+        if route is None:
             raise TypeError(f"not an input event: {type(event).__name__}")
         self._events[event.topic] += 1
         outputs: list[Output] = []
         fired = self.shard.advance_to(event.occurred_at)
         if fired:
             self._deliver(fired, outputs)
-        self._deliver(step(event), outputs)
+        # Straight to its step, without a Send of its own.
+        self._deliver(_STEPS[route](self, event.key, event), outputs)
         return outputs
 
     def advance_to(self, at: int) -> list[Output]:
@@ -152,11 +142,10 @@ class Engine:
     def _deliver(self, emits: list[Emit], outputs: list[Output]) -> None:
         # Messages in the order they were sent, each step's to quiescence (module docstring):
         # a list iterated while it grows is a FIFO queue. Steps hand over lists of their own.
-        steps = self._steps
         decisions = self._decisions
         for emit in emits:
             if isinstance(emit, Send):
-                emits.extend(steps[emit.route](emit.key, emit.message))
+                emits.extend(_STEPS[emit.route](self, emit.key, emit.message))
                 continue
             outputs.append(emit)
             if isinstance(emit, RewardGranted):
@@ -164,10 +153,6 @@ class Engine:
                 self._overdue += emit.granted_at > emit.due_by
             else:
                 decisions[emit.status, emit.reason] += 1
-
-    def _keyed(self, route: Route) -> Callable[[InputEvent], list[Emit]]:
-        step = self._steps[route]
-        return lambda event: step(event.key, event)
 
     def _lead(self, _: str, message: LeadMessage) -> list[Emit]:
         return self.shard.handle(message)
@@ -183,3 +168,13 @@ class Engine:
     def _referrer(self, key: str, message: GrantRequested) -> list[Emit]:
         self.referrers[key], emits = referrer_step(self.referrers.get(key), message)
         return emits
+
+
+# The step of each route, as plain functions of the engine: bound methods kept on the engine
+# would make it a reference cycle, left for the (paused) cyclic collector to free.
+_STEPS: dict[Route, Callable[[Engine, str, Any], list[Emit]]] = {
+    Route.LEAD: Engine._lead,
+    Route.ACCOUNT: Engine._account,
+    Route.REFEREE: Engine._referee,
+    Route.REFERRER: Engine._referrer,
+}
