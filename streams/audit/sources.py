@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from streams.app.journal import JOURNALS, decode_message
 from streams.app.settings import Topics
 from streams.contracts import AvroCodec, ClockAdvanced, CodecError, InputEvent
 from streams.contracts.records import Record
-from streams.kafka.reader import RawRecord, ReadProgress, read_topics
+from streams.kafka.reader import ReadProgress, read_topics
 from streams.rules.model import Message, Route
 
 # Among records with the same Kafka timestamp, a fixed topic order keeps the merge stable.
@@ -28,6 +30,34 @@ class InputLog:
     skipped: Counter[str] = field(default_factory=Counter)  # undecodable records, by topic
 
 
+class LogBuilder:
+    """Decodes input records as they come and orders them into the replay's log: by (Kafka
+    timestamp, topic, partition, offset), so the same log always gives the same order.
+    Records the live worker would have dead-lettered are skipped and counted."""
+
+    def __init__(self, contract_of: Mapping[str, str]) -> None:
+        self._codec = AvroCodec()
+        self._contract_of = contract_of
+        self._keyed: list[tuple[tuple[int, int, int, int], InputEvent | ClockAdvanced]] = []
+        self.skipped: Counter[str] = Counter()
+
+    def add(self, topic: str, partition: int, offset: int, timestamp_ms: int, value: bytes) -> None:
+        contract = self._contract_of[topic]
+        try:
+            decoded = self._codec.decode_record(contract, value, kafka_timestamp_ms=timestamp_ms)
+        except CodecError:
+            self.skipped[contract] += 1
+            return
+        if isinstance(decoded, InputEvent | ClockAdvanced):
+            position = (timestamp_ms, _TOPIC_RANK[contract], partition, offset)
+            self._keyed.append((position, decoded))
+
+    def log(self) -> InputLog:
+        """The log so far, in order (positions are unique: entries are never compared)."""
+        self._keyed.sort(key=itemgetter(0))
+        return InputLog([entry for _, entry in self._keyed], Counter(self.skipped))
+
+
 async def read_inputs(
     bootstrap: str,
     topics: Topics,
@@ -35,33 +65,21 @@ async def read_inputs(
     since_ms: int | None = None,
     quiet: bool = False,
 ) -> InputLog:
-    """The input topics merged into one log, ordered by (Kafka timestamp, topic, partition,
-    offset): the same log always gives the same order. Records the live worker would have
-    dead-lettered are skipped and counted."""
-    codec = AvroCodec()
+    """The input topics merged into one log (see LogBuilder)."""
     contract_of = topics.inputs
-    raw: list[RawRecord] = []
+    builder = LogBuilder(contract_of)
     with ReadProgress("reading inputs", quiet=quiet) as progress:
         async for record in read_topics(
             bootstrap, list(contract_of), since_ms=since_ms, progress=progress
         ):
-            raw.append(record)
-    raw.sort(
-        key=lambda r: (r.timestamp_ms, _TOPIC_RANK[contract_of[r.topic]], r.partition, r.offset)
-    )
-    log = InputLog()
-    for record in raw:
-        contract = contract_of[record.topic]
-        try:
-            decoded = codec.decode_record(
-                contract, record.value or b"", kafka_timestamp_ms=record.timestamp_ms
+            builder.add(
+                record.topic,
+                record.partition,
+                record.offset,
+                record.timestamp_ms,
+                record.value or b"",
             )
-        except CodecError:
-            log.skipped[contract] += 1
-            continue
-        if isinstance(decoded, InputEvent | ClockAdvanced):
-            log.entries.append(decoded)
-    return log
+    return builder.log()
 
 
 @dataclass
