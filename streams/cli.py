@@ -57,6 +57,11 @@ def _schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def _usage(command: str, message: str) -> int:
+    print(f"referral-rewards {command}: {message}", file=sys.stderr)
+    return 2
+
+
 def _programme(args: argparse.Namespace) -> Any:
     from pathlib import Path
 
@@ -74,8 +79,7 @@ def _replay(args: argparse.Namespace) -> int:
     from streams.rules.terms import TermsError
 
     def usage(message: str) -> int:
-        print(f"referral-rewards replay: {message}", file=sys.stderr)
-        return 2
+        return _usage("replay", message)
 
     if bool(args.events) == bool(args.from_kafka):
         return usage("give either --events FILE or --from-kafka")
@@ -132,14 +136,25 @@ def _audit(args: argparse.Namespace) -> int:
 
     from streams.app.settings import Topics
     from streams.audit.commands import audit, print_audit
+    from streams.contracts import parse_time
+    from streams.rules.terms import TermsError
 
+    if args.as_of and not args.from_inputs:
+        return _usage("audit", "--as-of goes with --from-inputs (the journals carry their clock)")
+    try:
+        programme = _programme(args)
+        as_of = parse_time(args.as_of) if args.as_of else None
+    except (TermsError, ValueError) as exc:
+        return _usage("audit", str(exc))
     result = asyncio.run(
         audit(
             bootstrap=args.bootstrap,
             topics=Topics(args.topic_prefix),
             app_id=args.app_id,
-            programme=_programme(args),
+            programme=programme,
             quiet=args.quiet,
+            from_inputs=args.from_inputs,
+            as_of=as_of,
         )
     )
     if args.json:
@@ -411,6 +426,17 @@ def build_parser() -> argparse.ArgumentParser:
         "audit", help="recompute the outputs from the log and compare with what was emitted"
     )
     add_log_options(audit)
+    audit.add_argument(
+        "--from-inputs",
+        action="store_true",
+        help="recompute from the input topics (as replay --from-kafka does) instead of the "
+        "worker's journals: also catches an input the worker never took in",
+    )
+    audit.add_argument(
+        "--as-of",
+        default=None,
+        help="with --from-inputs: advance the recomputation's clock to this ISO-8601 UTC time",
+    )
     audit.add_argument("--json", action="store_true", help="machine-readable report")
     audit.set_defaults(handler=_audit)
 

@@ -18,7 +18,7 @@ from streams.audit.explain import lead_story, referrer_story, render_lead, rende
 from streams.audit.export import export_topic
 from streams.audit.journal_replay import JournalReplay, replay_journals
 from streams.audit.sources import read_inputs, read_journals, read_outputs
-from streams.contracts import AvroCodec, ClockAdvanced, RewardGranted
+from streams.contracts import AvroCodec, ClockAdvanced, LeadSubmitted, RewardGranted
 from streams.contracts.records import RECORD_TYPES
 from streams.kafka.topics import TopicSpec, describe_partitions, ensure_topics
 from streams.replay import ReplaySummary, quiet_gc, write_outputs
@@ -110,13 +110,32 @@ async def replay_from_kafka(
 
 
 async def audit(
-    *, bootstrap: str, topics: Topics, app_id: str, programme: Programme, quiet: bool
+    *,
+    bootstrap: str,
+    topics: Topics,
+    app_id: str,
+    programme: Programme,
+    quiet: bool,
+    from_inputs: bool = False,
+    as_of: int | None = None,
 ) -> dict[str, Any]:
+    """Recompute the outputs (from the journals, or from the input topics) and compare them
+    with the output topics. The journals also say which leads got an event after their
+    grant (streams.audit.compare)."""
     replayed = await journal_replay(bootstrap, app_id, programme, quiet)
+    if from_inputs:
+        log = await read_inputs(bootstrap, topics, quiet=quiet)
+        expected = Engine(programme).run(log.entries, as_of)
+        known = {e.lead_id for e in log.entries if isinstance(e, LeadSubmitted)}
+    else:
+        expected, known = replayed.outputs, set(replayed.lead_messages)
     emitted = await read_outputs(bootstrap, topics, quiet=quiet)
-    report = compare(replayed.outputs, emitted, set(replayed.lead_messages))
+    report = compare(expected, emitted, known, replayed.late_after_grant)
     result = report.as_json()
+    result["source"] = "inputs" if from_inputs else "journals"
     result["journal_failures"] = replayed.failures
+    if from_inputs:
+        result["skipped_inputs"] = dict(log.skipped)
     return result
 
 

@@ -18,11 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
-from streams.contracts import AvroCodec, ClockAdvanced, InputEvent, JsonlCodec, RewardGranted
+from streams.contracts import (
+    AvroCodec,
+    ClockAdvanced,
+    InputEvent,
+    JsonlCodec,
+    ReferralRefused,
+    RewardGranted,
+    parse_time,
+)
 from tests.e2e.harness import (
+    INPUTS,
     ROOT,
     WorkerProcess,
     canonical,
@@ -31,10 +40,13 @@ from tests.e2e.harness import (
     read_outputs,
     read_topic,
     wait_for_outputs,
+    wait_idle,
 )
 from tests.e2e.test_live_worker import AS_OF, TERMS, scenario
 
 pytestmark = pytest.mark.e2e
+
+HOUR = 3600 * 1000
 
 REASON_RULE = {
     "duplicate_lead": "R12",
@@ -56,6 +68,7 @@ class LiveRun:
     app_id: str
     prefix: str
     terms: Path
+    home: Path
     events: list[InputEvent]
     statuses: dict[str, str]
     outputs: dict[str, list[dict[str, Any]]]
@@ -116,7 +129,9 @@ def live(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         outputs = asyncio.run(run())
     finally:
         worker.stop()
-    return LiveRun(kafka_bootstrap, app_id, prefix, terms, events, statuses, outputs, expected)
+    return LiveRun(
+        kafka_bootstrap, app_id, prefix, terms, home, events, statuses, outputs, expected
+    )
 
 
 def test_the_journal_replay_reproduces_the_live_outputs_exactly(
@@ -195,6 +210,79 @@ def test_export_gives_jsonl_that_replay_reads_back(live: LiveRun, tmp_path: Path
     later = live.cli("replay", "--from-kafka", "--from", "2099-01-01T00:00:00Z", "--terms",
                      str(live.terms), "--out", str(tmp_path / "later"), "--quiet")  # fmt: skip
     assert later.stdout.startswith("0 events:")
+
+
+async def _trigger_of(live: LiveRun, moment: int) -> int:
+    """The Kafka timestamp of the first input record, in the audit's log order, whose
+    business time reaches `moment`: what makes a recomputation fire a timer due then."""
+    codec = AvroCodec()
+    stamps = []
+    for topic in INPUTS:
+        for raw in await read_topic(live.bootstrap, live.prefix + topic):
+            record = codec.decode_record(topic, raw.value or b"")
+            at = record.at if isinstance(record, ClockAdvanced) else record.occurred_at  # type: ignore[union-attr]
+            if at >= moment:
+                stamps.append(raw.timestamp_ms)
+    return min(stamps)
+
+
+def test_r6_audit_from_inputs_passes_and_explains_a_late_event_after_a_grant(
+    live: LiveRun,
+) -> None:
+    """Runs before the tampering test: it adds an input, never touches the outputs.
+
+    The audit recomputes from the input topics and agrees with the live outputs. Then a
+    refusal for a granted lead, dated an hour before its grant, arrives after the run (with a
+    Kafka timestamp that puts it before the grant in the log): live, the fired timer is not
+    undone (R6); recomputed, the lead is refused. The differences are that lead's, named a
+    late event after a grant, and the audit still passes; so does the journal audit."""
+    done = live.cli("audit", "--from-inputs", "--terms", str(live.terms), "--json", "--quiet")
+    report = json.loads(done.stdout)
+    assert report["ok"], report
+    assert report["source"] == "inputs"
+    assert report["matching"]["reward-granted"] == len(live.expected["reward-granted"])
+
+    reward = live.outputs["reward-granted"][0]
+    lead_id, granted_at = reward["lead_id"], parse_time(reward["granted_at"])
+    late = ReferralRefused(
+        event_id=f"late-{uuid.uuid4().hex[:8]}", occurred_at=granted_at - HOUR, lead_id=lead_id,
+        note="found later",
+    )  # fmt: skip
+    stamp = asyncio.run(_trigger_of(live, granted_at)) - 1
+    worker = WorkerProcess(live.bootstrap, live.app_id, live.prefix, live.home / "late",
+                           live.terms).start()  # fmt: skip
+    try:
+        worker.wait_ready()
+
+        async def deliver() -> None:
+            producer = AIOKafkaProducer(bootstrap_servers=live.bootstrap)
+            await producer.start()
+            try:
+                await producer.send_and_wait(
+                    live.prefix + late.topic, AvroCodec().encode_record(late),
+                    key=late.key.encode(), timestamp_ms=stamp,
+                )  # fmt: skip
+            finally:
+                await producer.stop()
+            await wait_idle(live.bootstrap, live.app_id, live.prefix)
+
+        asyncio.run(deliver())
+    finally:
+        worker.stop()
+
+    done = live.cli("audit", "--from-inputs", "--terms", str(live.terms), "--json", "--quiet",
+                    check=False)  # fmt: skip
+    report = json.loads(done.stdout)
+    assert done.returncode == 0, report
+    about = [d for d in report["differences"] if d["lead_id"] == lead_id]
+    assert {(d["kind"], d["topic"]) for d in about} >= {
+        ("extra", "reward-granted"),
+        ("missing", "referral-decisions"),
+    }
+    assert all(d["cause"] == "late event after a grant" for d in report["differences"]), report
+    assert json.loads(live.cli("audit", "--terms", str(live.terms), "--json", "--quiet").stdout)[
+        "ok"
+    ]
 
 
 def test_audit_passes_then_catches_an_extra_a_missing_and_a_changed_reward(
