@@ -2,4 +2,6 @@
 
 from streams.cli import main
 
-raise SystemExit(main())
+# Guarded: replays start helper processes, which import the main module again.
+if __name__ == "__main__":
+    raise SystemExit(main())
