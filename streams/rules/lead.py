@@ -81,8 +81,8 @@ Step = tuple[LeadState, list[Emit]]
 def lead_step(
     state: LeadState | None, message: LeadMessage, programme: Programme, now: int
 ) -> Step:
-    """Apply one message to a lead; returns its new state and what it emits (the very state
-    it was given when the message changes nothing)."""
+    """Apply one message to a lead; returns its new state and what it emits. A message that
+    changes nothing gets back the very state it was given, when it was given one."""
     handler = _HANDLERS.get(type(message))
     if handler is None:
         raise TypeError(f"not a lead message: {type(message).__name__}")
