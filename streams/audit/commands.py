@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,11 @@ from streams.audit.compare import compare
 from streams.audit.explain import lead_story, referrer_story, render_lead, render_referrer
 from streams.audit.export import export_topic
 from streams.audit.journal_replay import JournalReplay, replay_journals
-from streams.audit.sources import read_inputs, read_journals, read_log, read_outputs
+from streams.audit.sources import read_inputs, read_journals, read_outputs
 from streams.contracts import AvroCodec, ClockAdvanced, LeadSubmitted, RewardGranted
 from streams.contracts.records import RECORD_TYPES
 from streams.kafka.topics import TopicSpec, describe_partitions, ensure_topics
-from streams.replay import ReplaySummary, quiet_gc, replay, write_outputs
+from streams.replay import ReplaySummary, quiet_gc, write_outputs
 from streams.rules import Engine, Programme
 from streams.rules.model import Output
 
@@ -71,20 +70,17 @@ async def replay_from_kafka(
 
     async def run() -> ReplaySummary:
         outputs: Iterable[Output]
-        if not journal and out_dir is not None:
-            # Decoded as the rules go, written as they go: no list of the whole log.
-            builder = await read_log(bootstrap, topics, since_ms=since_ms, quiet=quiet)
-            summary = replay(builder.entries(), programme, out_dir, as_of)
-            _report_skipped(builder.skipped, quiet)
-            return summary
         if journal:
             journals = await read_journals(bootstrap, app_id, quiet=quiet)
             outputs = replay_journals(journals, programme).outputs
             events = journals.input_events
         else:
             log = await read_inputs(bootstrap, topics, since_ms=since_ms, quiet=quiet)
-            _report_skipped(log.skipped, quiet)
+            if log.skipped and not quiet:
+                skipped = ", ".join(f"{t}={n}" for t, n in sorted(log.skipped.items()))
+                print(f"skipped undecodable input records: {skipped}", file=sys.stderr)
             events = sum(1 for e in log.entries if not isinstance(e, ClockAdvanced))
+            # A stream, not a list: the files are formatted while the rules run.
             outputs = Engine(programme).outputs(log.entries, as_of)
         if out_dir is not None:
             summary = write_outputs(outputs, out_dir)
@@ -111,12 +107,6 @@ async def replay_from_kafka(
         # Everything the replay holds dies with run's frame, before the collector resumes (a
         # collection with a million records still alive costs seconds).
         return await run()
-
-
-def _report_skipped(skipped: Counter[str], quiet: bool) -> None:
-    if skipped and not quiet:
-        counts = ", ".join(f"{t}={n}" for t, n in sorted(skipped.items()))
-        print(f"skipped undecodable input records: {counts}", file=sys.stderr)
 
 
 async def audit(

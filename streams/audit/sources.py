@@ -71,19 +71,6 @@ async def read_inputs(
     quiet: bool = False,
 ) -> InputLog:
     """The input topics merged into one log (see LogBuilder)."""
-    builder = await read_log(bootstrap, topics, since_ms=since_ms, quiet=quiet)
-    entries = list(builder.entries())
-    return InputLog(entries, builder.skipped)
-
-
-async def read_log(
-    bootstrap: str,
-    topics: Topics,
-    *,
-    since_ms: int | None = None,
-    quiet: bool = False,
-) -> LogBuilder:
-    """The input topics' raw records, ready to be decoded in log order (LogBuilder.entries)."""
     contract_of = topics.inputs
     builder = LogBuilder(contract_of)
     with ReadProgress("reading inputs", quiet=quiet) as progress:
@@ -97,7 +84,8 @@ async def read_log(
                 record.timestamp_ms,
                 record.value or b"",
             )
-    return builder
+    entries = list(builder.entries())
+    return InputLog(entries, builder.skipped)
 
 
 @dataclass
