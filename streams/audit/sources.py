@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
 
@@ -31,36 +31,31 @@ class InputLog:
 
 
 class LogBuilder:
-    """Orders input records into the replay's log, by (Kafka timestamp, topic, partition,
-    offset), so the same log always gives the same order; then decodes them. Records the live
-    worker would have dead-lettered are skipped and counted."""
+    """Decodes input records as they come and orders them into the replay's log: by (Kafka
+    timestamp, topic, partition, offset), so the same log always gives the same order.
+    Records the live worker would have dead-lettered are skipped and counted."""
 
     def __init__(self, contract_of: Mapping[str, str]) -> None:
+        self._codec = AvroCodec()
         self._contract_of = contract_of
-        self._raw: list[tuple[tuple[int, int, int, int], str, int, bytes]] = []
+        self._keyed: list[tuple[tuple[int, int, int, int], InputEvent | ClockAdvanced]] = []
         self.skipped: Counter[str] = Counter()
 
     def add(self, topic: str, partition: int, offset: int, timestamp_ms: int, value: bytes) -> None:
         contract = self._contract_of[topic]
-        position = (timestamp_ms, _TOPIC_RANK[contract], partition, offset)
-        self._raw.append((position, contract, timestamp_ms, value))
+        try:
+            decoded = self._codec.decode_record(contract, value, kafka_timestamp_ms=timestamp_ms)
+        except CodecError:
+            self.skipped[contract] += 1
+            return
+        if isinstance(decoded, InputEvent | ClockAdvanced):
+            position = (timestamp_ms, _TOPIC_RANK[contract], partition, offset)
+            self._keyed.append((position, decoded))
 
-    def entries(self) -> Iterator[InputEvent | ClockAdvanced]:
-        """The log in order, decoded as it goes (positions are unique: nothing else is
-        compared); each raw record is let go once decoded."""
-        codec = AvroCodec()
-        raw, self._raw = self._raw, []
-        raw.sort(key=itemgetter(0))
-        raw.reverse()  # popped from the end, in order
-        while raw:
-            _, contract, timestamp_ms, value = raw.pop()
-            try:
-                decoded = codec.decode_record(contract, value, kafka_timestamp_ms=timestamp_ms)
-            except CodecError:
-                self.skipped[contract] += 1
-                continue
-            if isinstance(decoded, InputEvent | ClockAdvanced):
-                yield decoded
+    def log(self) -> InputLog:
+        """The log so far, in order (positions are unique: entries are never compared)."""
+        self._keyed.sort(key=itemgetter(0))
+        return InputLog([entry for _, entry in self._keyed], Counter(self.skipped))
 
 
 async def read_inputs(
@@ -84,8 +79,7 @@ async def read_inputs(
                 record.timestamp_ms,
                 record.value or b"",
             )
-    entries = list(builder.entries())
-    return InputLog(entries, builder.skipped)
+    return builder.log()
 
 
 @dataclass
