@@ -18,8 +18,6 @@ from streams.rules.model import (
     Send,
 )
 
-_TO_LEAD = Route.LEAD  # bound once: enum class attributes are slow on Python 3.11
-
 
 def account_step(
     state: AccountState | None, message: AccountMessage
@@ -54,4 +52,4 @@ def account_step(
         paid_at=invoice.occurred_at,
         event_id=invoice.event_id,
     )
-    return account, [Send(_TO_LEAD, account.lead_id, forward)]
+    return account, [Send(Route.LEAD, account.lead_id, forward)]

@@ -72,7 +72,6 @@ class LeadStatus(enum.StrEnum):
     REJECTED = "REJECTED"
 
 
-OPEN = frozenset({LeadStatus.ACCEPTED, LeadStatus.QUALIFIED, LeadStatus.EARNED})
 CLOSED = frozenset({LeadStatus.DUE, LeadStatus.GRANTED, LeadStatus.REJECTED})
 
 

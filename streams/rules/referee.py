@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from streams.rules.model import Emit, RefereeChecked, RefereeClaim, RefereeState, Route, Send
 
-_TO_LEAD = Route.LEAD  # bound once: enum class attributes are slow on Python 3.11
-
 
 def referee_step(
     state: RefereeState | None, message: RefereeClaim
@@ -14,4 +12,4 @@ def referee_step(
     referee = state if state is not None else RefereeState(message.identity, message.lead_id)
     first = referee.first_lead_id == message.lead_id  # a redelivered claim gets the same answer
     reply = RefereeChecked(lead_id=message.lead_id, first=first)
-    return referee, [Send(_TO_LEAD, message.lead_id, reply)]
+    return referee, [Send(Route.LEAD, message.lead_id, reply)]

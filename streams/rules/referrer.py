@@ -9,8 +9,6 @@ from __future__ import annotations
 from streams.contracts.records import DecisionStatus, ReferralDecision, RejectionReason
 from streams.rules.model import Emit, GrantRequested, GrantSettled, ReferrerState, Route, Send
 
-_TO_LEAD = Route.LEAD  # bound once: enum class attributes are slow on Python 3.11
-
 
 def referrer_step(
     state: ReferrerState | None, request: GrantRequested
@@ -33,7 +31,7 @@ def referrer_step(
         terms_version=reward.terms_version,
         cause_event_id=None,  # the hold's timer decides
     )
-    settled = Send(_TO_LEAD, reward.lead_id, GrantSettled(reward.lead_id, granted=fits))
+    settled = Send(Route.LEAD, reward.lead_id, GrantSettled(reward.lead_id, granted=fits))
     if not fits:
         referrer = referrer._replace(refused=referrer.refused | {reward.lead_id})
         return referrer, [decision, settled]
