@@ -30,6 +30,7 @@ from streams.contracts import (
     RewardGranted,
     parse_time,
 )
+from tests.builders import HOUR
 from tests.e2e.harness import (
     INPUTS,
     ROOT,
@@ -45,8 +46,6 @@ from tests.e2e.harness import (
 from tests.e2e.test_live_worker import AS_OF, TERMS, scenario
 
 pytestmark = pytest.mark.e2e
-
-HOUR = 3600 * 1000
 
 REASON_RULE = {
     "duplicate_lead": "R12",

@@ -4,31 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from streams.contracts import InputEvent, ReferralDecision, RewardGranted
 from streams.rules import Engine, Programme, parse_terms
 from tests.builders import terms_toml
 
 
-def terms(
-    *,
-    ends_at: str | None = None,
-    amount: int = 5000,
-    max_rewards: int = 50,
-    max_total: int = 250000,
-    hold: str = "P14D",
-    extra: str = "",
-) -> Programme:
-    return parse_terms(
-        terms_toml(
-            ends_at=ends_at,
-            amount=amount,
-            max_rewards=max_rewards,
-            max_total=max_total,
-            hold=hold,
-            extra=extra,
-        )
-    )
+def terms(**changes: Any) -> Programme:
+    """The shipped terms with `changes` (the keywords of tests.builders.terms_toml)."""
+    return parse_terms(terms_toml(**changes))
 
 
 @dataclass
