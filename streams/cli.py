@@ -193,8 +193,7 @@ def _export(args: argparse.Namespace) -> int:
         since = parse_time(args.since) if args.since else None
         until = parse_time(args.until) if args.until else None
     except ValueError as exc:
-        print(f"referral-rewards export: {exc}", file=sys.stderr)
-        return 2
+        return _usage("export", str(exc))
     return export(
         bootstrap=args.bootstrap,
         topics=Topics(args.topic_prefix),
