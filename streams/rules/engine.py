@@ -7,20 +7,16 @@ are delivered in the order they were sent, each to quiescence before the next in
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from streams.contracts.records import (
     ClientSigned,
     ClockAdvanced,
-    DecisionStatus,
     InputEvent,
     InvoicePaid,
     LeadSubmitted,
     ReferralRefused,
-    RejectionReason,
-    RewardGranted,
 )
 from streams.rules.account import account_step
 from streams.rules.model import (
@@ -68,38 +64,16 @@ class Engine:
         self.referees: dict[str, RefereeState] = {}
         self.referrers: dict[str, ReferrerState] = {}
         self.shard = LeadShard(programme, self.leads)
-        # Tallies kept as cheap keys on the hot path, named only when `stats` is read.
-        self._events: Counter[str] = Counter()
-        self._decisions: Counter[tuple[DecisionStatus, RejectionReason | None]] = Counter()
-        self._rewards = 0
-        self._overdue = 0
 
     @property
     def clock(self) -> int | None:
         return self.shard.clock
-
-    @property
-    def stats(self) -> Counter[str]:
-        """Events by topic, decisions by status, rejections by reason, rewards, overdue ones."""
-        stats: Counter[str] = Counter()
-        for topic, count in self._events.items():
-            stats[f"events.{topic}"] += count
-        for (status, reason), count in self._decisions.items():
-            stats[f"decisions.{status.value}"] += count
-            if reason is not None:
-                stats[f"rejected.{reason.value}"] += count
-        if self._rewards:
-            stats["rewards"] = self._rewards
-        if self._overdue:
-            stats["rewards.overdue"] = self._overdue
-        return stats
 
     def apply(self, event: InputEvent) -> list[Output]:
         """Fire the timers due by the event's time, then apply the event (RULES.md, Time)."""
         route = _INPUT_ROUTES.get(type(event))
         if route is None:
             raise TypeError(f"not an input event: {type(event).__name__}")
-        self._events[event.topic] += 1
         outputs: list[Output] = []
         fired = self.shard.advance_to(event.occurred_at)
         if fired:
@@ -142,17 +116,11 @@ class Engine:
     def _deliver(self, emits: list[Emit], outputs: list[Output]) -> None:
         # Messages in the order they were sent, each step's to quiescence (module docstring):
         # a list iterated while it grows is a FIFO queue. Steps hand over lists of their own.
-        decisions = self._decisions
         for emit in emits:
             if isinstance(emit, Send):
                 emits.extend(_STEPS[emit.route](self, emit.key, emit.message))
-                continue
-            outputs.append(emit)
-            if isinstance(emit, RewardGranted):
-                self._rewards += 1
-                self._overdue += emit.granted_at > emit.due_by
             else:
-                decisions[emit.status, emit.reason] += 1
+                outputs.append(emit)
 
     def _lead(self, _: str, message: LeadMessage) -> list[Emit]:
         return self.shard.handle(message)
