@@ -71,15 +71,8 @@ class Engine:
 
     def apply(self, event: InputEvent) -> list[Output]:
         """Fire the timers due by the event's time, then apply the event (RULES.md, Time)."""
-        route = _INPUT_ROUTES.get(type(event))
-        if route is None:
-            raise TypeError(f"not an input event: {type(event).__name__}")
         outputs: list[Output] = []
-        fired = self.shard.advance_to(event.occurred_at)
-        if fired:
-            self._deliver(fired, outputs)
-        # Straight to its step, without a Send of its own.
-        self._deliver(_STEPS[route](self, event.key, event), outputs)
+        self._apply(event, outputs)
         return outputs
 
     def advance_to(self, at: int) -> list[Output]:
@@ -94,13 +87,17 @@ class Engine:
         """Apply a log of events and clock records in order, then advance the clock to `as_of`
         (by default the latest time seen); yields the outputs in emission order."""
         latest: int | None = None
+        outputs: list[Output] = []  # reused: one list for the whole log, emptied per entry
         for entry in log:
-            if isinstance(entry, ClockAdvanced):
-                yield from self.advance_to(entry.at)
+            if type(entry) is ClockAdvanced:
                 moment = entry.at
+                self._deliver(self.shard.advance_to(moment), outputs)
             else:
-                yield from self.apply(entry)
-                moment = entry.occurred_at
+                self._apply(entry, outputs)  # type: ignore[arg-type]
+                moment = entry.occurred_at  # type: ignore[union-attr]
+            if outputs:
+                yield from outputs
+                outputs.clear()
             if latest is None or moment > latest:
                 latest = moment
         target = as_of if as_of is not None else latest
@@ -113,6 +110,16 @@ class Engine:
         """All the outputs of `outputs(log, as_of)` as a list."""
         return list(self.outputs(log, as_of))
 
+    def _apply(self, event: InputEvent, outputs: list[Output]) -> None:
+        step = _INPUT_STEPS.get(type(event))
+        if step is None:
+            raise TypeError(f"not an input event: {type(event).__name__}")
+        fired = self.shard.advance_to(event.occurred_at)
+        if fired:
+            self._deliver(fired, outputs)
+        # Straight to its step at the clock just set, without a Send of its own.
+        self._deliver(step(self, event.key, event), outputs)
+
     def _deliver(self, emits: list[Emit], outputs: list[Output]) -> None:
         # Messages in the order they were sent, each step's to quiescence (module docstring):
         # a list iterated while it grows is a FIFO queue. Steps hand over lists of their own.
@@ -124,6 +131,9 @@ class Engine:
 
     def _lead(self, _: str, message: LeadMessage) -> list[Emit]:
         return self.shard.handle(message)
+
+    def _lead_input(self, _: str, event: LeadMessage) -> list[Emit]:
+        return self.shard.apply_now(event)
 
     def _account(self, key: str, message: AccountMessage) -> list[Emit]:
         self.accounts[key], emits = account_step(self.accounts.get(key), message)
@@ -145,4 +155,11 @@ _STEPS: dict[Route, Callable[[Engine, str, Any], list[Emit]]] = {
     Route.ACCOUNT: Engine._account,
     Route.REFEREE: Engine._referee,
     Route.REFERRER: Engine._referrer,
+}
+# Input events, once the engine has moved the clock to their time.
+_INPUT_STEPS: dict[type, Callable[[Engine, str, Any], list[Emit]]] = {
+    LeadSubmitted: Engine._lead_input,
+    ClientSigned: Engine._lead_input,
+    ReferralRefused: Engine._lead_input,
+    InvoicePaid: Engine._account,
 }

@@ -96,6 +96,14 @@ class LeadShard:
             self.clock = clock = at
         return self._apply(message, clock)
 
+    def apply_now(self, message: LeadMessage) -> list[Emit]:
+        """Apply a message at the clock as it stands: for a caller that has just advanced the
+        clock to the message's time (`advance_to`) and delivered what fired."""
+        clock = self.clock
+        if clock is None:
+            raise ValueError("the shard's clock was never set: advance_to first")
+        return self._apply(message, clock)
+
     def advance_to(self, at: int) -> list[Emit]:
         """Move the clock forward to `at` (never back), firing due timers in time order."""
         emits: list[Emit] = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from streams.rules.model import ClockTick, GrantRequested, Send
 from streams.rules.shard import LeadShard, pending_timers
 from tests.builders import DAY, T0, lead, paid, signed
@@ -25,3 +27,15 @@ def test_r10_a_restarted_shard_still_grants_when_the_hold_ends() -> None:
     assert isinstance(requests[0], GrantRequested)
     assert requests[0].reward.lead_id == "lead-1"
     assert requests[0].reward.granted_at == T0 + 16 * DAY
+
+
+def test_apply_now_applies_at_the_clock_and_wants_one() -> None:
+    """The engine moves the clock itself, then applies an input at it: without a clock the
+    shard refuses rather than guess a time."""
+    shard = LeadShard(terms(), {})
+    with pytest.raises(ValueError, match="advance_to first"):
+        shard.apply_now(lead("lead-1"))
+    shard.advance_to(T0)
+    shard.apply_now(lead("lead-1"))
+    assert shard.clock == T0
+    assert shard.leads["lead-1"].submission is not None
