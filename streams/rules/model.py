@@ -26,7 +26,6 @@ with each other.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
 from streams.contracts.records import (
@@ -42,22 +41,28 @@ from streams.contracts.records import (
 _T = TypeVar("_T", bound=tuple[Any, ...])
 
 
+_KEPT = object()  # "not given": a field `_replace` leaves as it is
+
+
 def _copying(cls: type[_T]) -> type[_T]:
     """Give a named tuple a `_replace` without the generic machinery of the stock one (a
-    bound `map` of `dict.pop` over every field, then `_make`): half the cost, same result."""
-    index = {name: i for i, name in enumerate(cls._fields)}  # type: ignore[attr-defined]
-    new: Callable[[type[_T], list[Any]], _T] = tuple.__new__
+    bound `map` of `dict.pop` over every field, then `_make`): a third of the cost, same result.
 
-    def _replace(self: _T, /, **changes: Any) -> _T:
-        values = list(self)
-        for name, value in changes.items():
-            position = index.get(name)
-            if position is None:
-                raise ValueError(f"{cls.__name__} has no field {name!r}")
-            values[position] = value
-        return new(cls, values)
-
-    cls._replace = _replace  # type: ignore[attr-defined]
+    The method is compiled for the class's fields, as `collections.namedtuple` compiles its
+    `__new__`: keyword-only parameters defaulting to "kept", so a call builds no dict.
+    """
+    fields: tuple[str, ...] = cls._fields  # type: ignore[attr-defined]
+    parameters = ", ".join(f"{name}=_KEPT" for name in fields)
+    values = ", ".join(f"self[{i}] if {name} is _KEPT else {name}" for i, name in enumerate(fields))
+    source = (
+        f"def _replace(self, /, *, {parameters}, **unknown):\n"
+        f"    if unknown:\n"
+        f"        raise ValueError(f'{cls.__name__} has no field {{next(iter(unknown))!r}}')\n"
+        f"    return _new(_cls, ({values},))\n"
+    )
+    namespace: dict[str, Any] = {"_KEPT": _KEPT, "_new": tuple.__new__, "_cls": cls}
+    exec(source, namespace)  # the source is built from the class's own field names
+    cls._replace = namespace["_replace"]  # type: ignore[attr-defined]
     return cls
 
 
