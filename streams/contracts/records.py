@@ -6,7 +6,9 @@ cents. `to_avro`/`from_avro` convert to and from the plain dicts fastavro reads 
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -211,6 +213,27 @@ CLOCK_TOPIC = "referral-clock"
 DEAD_LETTER_TOPIC = "referral-dead-letters"
 
 T = TypeVar("T")
+
+
+def record_builder(cls: type[T]) -> Callable[..., T]:
+    """A constructor taking every field of a frozen record positionally, in declaration order,
+    for the hot loops that build one per event (the rules core's outputs).
+
+    The same object `cls(...)` gives, at a third of the cost: the frozen dataclass `__init__`
+    goes through `object.__setattr__` for each field; this sets the slots through their
+    descriptors. Compiled for the class's fields, as dataclasses compile `__init__`.
+    """
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    setters = {f"_set_{name}": getattr(cls, name).__set__ for name in names}
+    body = "".join(f"    _set_{name}(record, {name})\n" for name in names)
+    source = (
+        f"def build_{cls.__name__}({', '.join(names)}):\n"
+        f"    record = _new(_cls)\n{body}    return record\n"
+    )
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, **setters}
+    exec(source, namespace)  # the source is built from the class's own field names
+    builder: Callable[..., T] = namespace[f"build_{cls.__name__}"]
+    return builder
 
 
 def from_avro(cls: type[T], datum: dict[str, Any]) -> T:

@@ -27,6 +27,7 @@ from streams.contracts.records import (
     RejectionReason,
     RewardGranted,
     RewardKind,
+    record_builder,
 )
 from streams.rules.identity import referee_identity, same_organization
 from streams.rules.model import (
@@ -75,6 +76,10 @@ _TO_REFEREE, _TO_ACCOUNT, _TO_REFERRER = Route.REFEREE, Route.ACCOUNT, Route.REF
 _DECIDED_ACCEPTED, _DECIDED_QUALIFIED = DecisionStatus.ACCEPTED, DecisionStatus.QUALIFIED
 _DECIDED_EARNED, _DECIDED_REJECTED = DecisionStatus.EARNED, DecisionStatus.REJECTED
 
+# The outputs, one or two per event, built without the frozen dataclass __init__.
+_new_decision = record_builder(ReferralDecision)
+_new_reward = record_builder(RewardGranted)
+
 Step = tuple[LeadState, list[Emit]]
 
 
@@ -111,7 +116,7 @@ def _submitted(lead: LeadState, event: LeadSubmitted, programme: Programme, now:
             return lead, []  # a redelivery (R13)
         # R12: not transferable, the first submission stands
         terms = programme.version_at(event.occurred_at)
-        duplicate = ReferralDecision(
+        duplicate = _new_decision(
             lead_id=lead.lead_id,
             referrer_id=event.referrer.referrer_id,
             status=DecisionStatus.REJECTED,
@@ -325,7 +330,7 @@ def _due(lead: LeadState, programme: Programme) -> tuple[LeadState, Send]:
     sub, terms = _terms(lead, programme)
     signature, invoice = _need(lead.signature, "signature"), _need(lead.invoice, "invoice")
     due_at = _need(lead.due_at, "due time")
-    reward = RewardGranted(
+    reward = _new_reward(
         reward_id=reward_id(lead.lead_id),
         referrer_id=sub.referrer_id,
         lead_id=lead.lead_id,
@@ -387,7 +392,7 @@ def _decision(
     reason: RejectionReason | None = None,
 ) -> ReferralDecision:
     sub = _need(lead.submission, "submission")
-    return ReferralDecision(
+    return _new_decision(
         lead_id=lead.lead_id,
         referrer_id=sub.referrer_id,
         status=status,

@@ -6,8 +6,19 @@ leads that become due together can never both pass a cap that only one fits unde
 
 from __future__ import annotations
 
-from streams.contracts.records import DecisionStatus, ReferralDecision, RejectionReason
+from streams.contracts.records import (
+    DecisionStatus,
+    ReferralDecision,
+    RejectionReason,
+    record_builder,
+)
 from streams.rules.model import Emit, GrantRequested, GrantSettled, ReferrerState, Route, Send
+
+# Bound once: `DecisionStatus.GRANTED` goes through EnumType.__getattr__ on every read (3.11).
+_GRANTED, _REJECTED = DecisionStatus.GRANTED, DecisionStatus.REJECTED
+_CAP_REACHED = RejectionReason.REFERRER_CAP_REACHED
+_TO_LEAD = Route.LEAD
+_new_decision = record_builder(ReferralDecision)  # one per grant: no frozen dataclass __init__
 
 
 def referrer_step(
@@ -22,16 +33,16 @@ def referrer_step(
         referrer.granted_count + 1 <= request.max_rewards
         and referrer.granted_cents + reward.amount_cents <= request.max_total_cents
     )
-    decision = ReferralDecision(
+    decision = _new_decision(
         lead_id=reward.lead_id,
         referrer_id=reward.referrer_id,
-        status=DecisionStatus.GRANTED if fits else DecisionStatus.REJECTED,
-        reason=None if fits else RejectionReason.REFERRER_CAP_REACHED,
+        status=_GRANTED if fits else _REJECTED,
+        reason=None if fits else _CAP_REACHED,
         decided_at=reward.granted_at,
         terms_version=reward.terms_version,
         cause_event_id=None,  # the hold's timer decides
     )
-    settled = Send(Route.LEAD, reward.lead_id, GrantSettled(reward.lead_id, granted=fits))
+    settled = Send(_TO_LEAD, reward.lead_id, GrantSettled(reward.lead_id, fits))
     if not fits:
         referrer = referrer._replace(refused=referrer.refused | {reward.lead_id})
         return referrer, [decision, settled]
