@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from streams.contracts.records import (
     ClientSigned,
@@ -75,6 +75,10 @@ _GIFT_VOUCHER = RewardKind.GIFT_VOUCHER
 _TO_REFEREE, _TO_ACCOUNT, _TO_REFERRER = Route.REFEREE, Route.ACCOUNT, Route.REFERRER
 _DECIDED_ACCEPTED, _DECIDED_QUALIFIED = DecisionStatus.ACCEPTED, DecisionStatus.QUALIFIED
 _DECIDED_EARNED, _DECIDED_REJECTED = DecisionStatus.EARNED, DecisionStatus.REJECTED
+_REFUSED_BY_RINGOVER = RejectionReason.REFUSED_BY_RINGOVER
+_PROGRAM_ENDED = RejectionReason.PROGRAM_ENDED
+_COMMITMENT_TOO_SHORT = RejectionReason.COMMITMENT_TOO_SHORT
+_INVOICE_REDUCTION = RewardKind.INVOICE_REDUCTION
 
 # The outputs, one or two per event, built without the frozen dataclass __init__.
 _new_decision = record_builder(ReferralDecision)
@@ -132,7 +136,7 @@ def _submitted(lead: LeadState, event: LeadSubmitted, programme: Programme, now:
     if referrer.account_id is None or referrer.reward_preference is _GIFT_VOUCHER:
         kind, account, voucher = _GIFT_VOUCHER, None, referrer.email  # R9
     else:
-        kind, account, voucher = RewardKind.INVOICE_REDUCTION, referrer.account_id, None
+        kind, account, voucher = _INVOICE_REDUCTION, referrer.account_id, None
     submission = Submission(
         event_id,
         event.occurred_at,
@@ -182,9 +186,8 @@ def _referee_checked(
             lead, RejectionReason.SAME_ORGANIZATION, sub.occurred_at, sub.event_id
         )
         return lead, [decision]
-    lead = lead._replace(status=_ACCEPTED)
-    accepted = _decision(lead, _DECIDED_ACCEPTED, sub.occurred_at, sub.event_id)
-    return _settle(lead, programme, now, [accepted])
+    accepted = _decision(lead.lead_id, sub, _DECIDED_ACCEPTED, sub.occurred_at, sub.event_id)
+    return _settle(lead._replace(status=_ACCEPTED), programme, now, [accepted])
 
 
 # -- facts: recorded once, whatever order they arrive in -----------------------------------
@@ -251,12 +254,11 @@ def _settle(lead: LeadState, programme: Programme, now: int, emits: list[Emit]) 
     while (step := _next_to_play(lead, programme, now)) is not None:
         at, what = step
         if what == _REFUSAL:
-            sub, refusal = _need(lead.submission, "submission"), _need(lead.refusal, "refusal")
+            sub, refusal = lead.submission, lead.refusal
+            if sub is None or refusal is None:
+                raise _broken(lead, "submission or refusal")
             lead, decision = _reject(
-                lead,
-                RejectionReason.REFUSED_BY_RINGOVER,
-                max(at, sub.occurred_at),
-                refusal.event_id,
+                lead, _REFUSED_BY_RINGOVER, max(at, sub.occurred_at), refusal.event_id
             )
             emits.append(decision)
         elif what == _SIGNATURE:
@@ -269,7 +271,7 @@ def _settle(lead: LeadState, programme: Programme, now: int, emits: list[Emit]) 
             lead, request = _due(lead, programme)
             emits.append(request)
         else:  # the programme ended before the first invoice was paid (R11)
-            lead, decision = _reject(lead, RejectionReason.PROGRAM_ENDED, at, None)
+            lead, decision = _reject(lead, _PROGRAM_ENDED, at, None)
             emits.append(decision)
     return lead, emits
 
@@ -279,7 +281,9 @@ def _next_to_play(lead: LeadState, programme: Programme, now: int) -> tuple[int,
     status = lead.status
     refusal = lead.refusal
     if status is _EARNED:
-        due_at = _need(lead.due_at, "due time")
+        due_at = lead.due_at
+        if due_at is None:
+            raise _broken(lead, "due time")
         # A refusal counts until the hold is over; the timer wins a tie (RULES.md, Time).
         if refusal is not None and refusal.occurred_at < due_at:
             return refusal.occurred_at, _REFUSAL
@@ -306,30 +310,33 @@ def _next_to_play(lead: LeadState, programme: Programme, now: int) -> tuple[int,
 
 def _sign(lead: LeadState, programme: Programme) -> tuple[LeadState, ReferralDecision]:
     """R5: a long enough commitment qualifies the lead; a shorter one rejects it."""
-    sub, terms = _terms(lead, programme)
-    signature = _need(lead.signature, "signature")
+    sub, signature = lead.submission, lead.signature
+    if sub is None or signature is None:
+        raise _broken(lead, "submission or signature")
     at = max(sub.occurred_at, signature.occurred_at)
-    if signature.commitment_months >= terms.min_commitment_months:
-        lead = lead._replace(status=_QUALIFIED)
-        return lead, _decision(lead, _DECIDED_QUALIFIED, at, signature.event_id)
-    return _reject(lead, RejectionReason.COMMITMENT_TOO_SHORT, at, signature.event_id)
+    if signature.commitment_months >= _terms(lead, sub, programme).min_commitment_months:
+        qualified = _decision(lead.lead_id, sub, _DECIDED_QUALIFIED, at, signature.event_id)
+        return lead._replace(status=_QUALIFIED), qualified
+    return _reject(lead, _COMMITMENT_TOO_SHORT, at, signature.event_id)
 
 
 def _earn(lead: LeadState, programme: Programme) -> tuple[LeadState, ReferralDecision]:
     """R6 and R10: the first invoice is paid; the hold runs until the lead is due."""
-    sub, terms = _terms(lead, programme)
-    signature, invoice = _need(lead.signature, "signature"), _need(lead.invoice, "invoice")
+    sub, signature, invoice = lead.submission, lead.signature, lead.invoice
+    if sub is None or signature is None or invoice is None:
+        raise _broken(lead, "submission, signature or invoice")
     last_needed = max(sub.occurred_at, signature.occurred_at, invoice.occurred_at)
-    due_at = max(invoice.occurred_at + terms.hold_ms, last_needed)
-    lead = lead._replace(status=_EARNED, due_at=due_at)
-    return lead, _decision(lead, _DECIDED_EARNED, last_needed, invoice.event_id)
+    due_at = max(invoice.occurred_at + _terms(lead, sub, programme).hold_ms, last_needed)
+    earned = _decision(lead.lead_id, sub, _DECIDED_EARNED, last_needed, invoice.event_id)
+    return lead._replace(status=_EARNED, due_at=due_at), earned
 
 
 def _due(lead: LeadState, programme: Programme) -> tuple[LeadState, Send]:
     """The hold is over: ask the referrer's state for the grant (caps, R8)."""
-    sub, terms = _terms(lead, programme)
-    signature, invoice = _need(lead.signature, "signature"), _need(lead.invoice, "invoice")
-    due_at = _need(lead.due_at, "due time")
+    sub, signature, invoice, due_at = lead.submission, lead.signature, lead.invoice, lead.due_at
+    if sub is None or signature is None or invoice is None or due_at is None:
+        raise _broken(lead, "submission, signature, invoice or due time")
+    terms = _terms(lead, sub, programme)
     reward = _new_reward(
         reward_id=reward_id(lead.lead_id),
         referrer_id=sub.referrer_id,
@@ -365,35 +372,39 @@ def reward_id(lead_id: str) -> str:
 
 
 # -- invariants ---------------------------------------------------------------------------
-
-T = TypeVar("T")
-
-
-def _need(value: T | None, what: str) -> T:
-    """A lead in this status always has `what`; a missing one is a bug, never bad input."""
-    if value is None:
-        raise AssertionError(f"lead state invariant broken: no {what}")
-    return value
+#
+# A lead in a given status always has the facts that status needs: a missing one is a bug in
+# this module, never bad input. The checks are written inline (no helper call) because they
+# run on every step, and they narrow the types for mypy.
 
 
-def _terms(lead: LeadState, programme: Programme) -> tuple[Submission, TermsVersion]:
-    sub = _need(lead.submission, "submission")
-    return sub, programme.version_named(_need(sub.terms_version, "terms version"))
+def _broken(lead: LeadState, what: str) -> AssertionError:
+    return AssertionError(
+        f"lead state invariant broken: {lead.lead_id} is {lead.status} without {what}"
+    )
+
+
+def _terms(lead: LeadState, sub: Submission, programme: Programme) -> TermsVersion:
+    """The terms the lead was submitted under (R12: they stay its terms)."""
+    if sub.terms_version is None:
+        raise _broken(lead, "terms version")
+    return programme.version_named(sub.terms_version)
 
 
 # -- decisions ----------------------------------------------------------------------------
 
 
 def _decision(
-    lead: LeadState,
+    lead_id: str,
+    sub: Submission,
     status: DecisionStatus,
     at: int,
     cause: str | None,
+    *,
     reason: RejectionReason | None = None,
 ) -> ReferralDecision:
-    sub = _need(lead.submission, "submission")
     return _new_decision(
-        lead_id=lead.lead_id,
+        lead_id=lead_id,
         referrer_id=sub.referrer_id,
         status=status,
         reason=reason,
@@ -406,7 +417,10 @@ def _decision(
 def _reject(
     lead: LeadState, reason: RejectionReason, at: int, cause: str | None
 ) -> tuple[LeadState, ReferralDecision]:
-    decision = _decision(lead, _DECIDED_REJECTED, at, cause, reason)
+    sub = lead.submission
+    if sub is None:
+        raise _broken(lead, "submission")
+    decision = _decision(lead.lead_id, sub, _DECIDED_REJECTED, at, cause, reason=reason)
     return _forget_voucher(lead._replace(status=_REJECTED)), decision
 
 
