@@ -23,22 +23,31 @@ _TO_LEAD = Route.LEAD  # bound once: EnumType.__getattr__ is slow on 3.11
 
 def account_step(
     state: AccountState | None, message: AccountMessage
-) -> tuple[AccountState, list[Emit]]:
-    """Apply one message to an account; forwards the first invoice once the lead is known."""
-    account = state if state is not None else AccountState(message.account_id)
-    if isinstance(message, InvoicePaid):
-        if message.invoice_sequence != 1 or account.first_invoice is not None:
-            return account, []  # a later invoice, a second "first" one, or a redelivery
+) -> tuple[AccountState | None, list[Emit]]:
+    """Apply one message to an account; forwards the first invoice once the lead is known.
+
+    A message that changes nothing gets back the state it was given, none included: billing
+    invoices every account of the company, and a later invoice leaves no state behind.
+    """
+    if type(message) is InvoicePaid:
+        if message.invoice_sequence != 1:
+            return state, []  # a later invoice: only the first one counts (R6)
+        if state is not None and state.first_invoice is not None:
+            return state, []  # a second "first" invoice, or a redelivery
         invoice = FirstInvoice(
             message.event_id, message.occurred_at, message.invoice_id, message.account_id
         )
-        account = account._replace(first_invoice=invoice)
-    elif isinstance(message, AccountOpened):
-        if account.lead_id is not None:
+        if state is None:
+            return AccountState(message.account_id, None, invoice), []  # waits for its lead
+        account = state._replace(first_invoice=invoice)
+    elif type(message) is AccountOpened:
+        if state is not None and state.lead_id is not None:
             # One account, one lead: a later claim by another lead is ignored, and a
             # redelivered claim by the same lead has already been answered.
-            return account, []
-        account = account._replace(lead_id=message.lead_id)
+            return state, []
+        if state is None:
+            return AccountState(message.account_id, message.lead_id), []  # no invoice yet
+        account = state._replace(lead_id=message.lead_id)
     else:
         raise TypeError(f"not an account message: {type(message).__name__}")
     if account.lead_id is None or account.first_invoice is None:

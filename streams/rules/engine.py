@@ -136,11 +136,17 @@ class Engine:
         return self.shard.apply_now(event)
 
     def _account(self, key: str, message: AccountMessage) -> list[Emit]:
-        self.accounts[key], emits = account_step(self.accounts.get(key), message)
+        before = self.accounts.get(key)
+        after, emits = account_step(before, message)
+        if after is not before and after is not None:
+            self.accounts[key] = after
         return emits
 
     def _referee(self, key: str, message: RefereeClaim) -> list[Emit]:
-        self.referees[key], emits = referee_step(self.referees.get(key), message)
+        before = self.referees.get(key)
+        after, emits = referee_step(before, message)
+        if after is not before:
+            self.referees[key] = after
         return emits
 
     def _referrer(self, key: str, message: GrantRequested) -> list[Emit]:

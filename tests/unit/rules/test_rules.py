@@ -301,6 +301,16 @@ def test_r6_a_second_first_invoice_is_ignored() -> None:
     assert result.reward("lead-1").first_invoice_id == "inv-A"
 
 
+def test_r6_later_invoices_of_accounts_no_lead_signed_leave_no_state() -> None:
+    """Billing invoices every client: invoice 2 of acc-other (never referred) is no first
+    invoice and is kept nowhere; its invoice 1 waits in case a lead signs for the account."""
+    result = run([paid("acc-other", sequence=2), paid("acc-none", sequence=3)])
+    assert result.outputs == []
+    assert result.engine.accounts == {}
+    result = run([paid("acc-other", sequence=1)])
+    assert result.engine.accounts["acc-other"].first_invoice is not None
+
+
 @pytest.mark.parametrize(
     "order",
     [
