@@ -297,15 +297,18 @@ def _next_to_play(lead: LeadState, programme: Programme, now: int) -> tuple[int,
         kind = _INVOICE
     else:
         return None  # checking, pending or closed
-    candidates: list[tuple[int, int]] = []
+    # The earliest of at most three candidates, without building a list of them.
+    best = (fact.occurred_at, kind) if fact is not None else None
     if refusal is not None:
-        candidates.append((refusal.occurred_at, _REFUSAL))
-    if fact is not None:
-        candidates.append((fact.occurred_at, kind))
+        refused = (refusal.occurred_at, _REFUSAL)
+        if best is None or refused < best:
+            best = refused
     ends_at = programme.ends_at
     if ends_at is not None and ends_at <= now:
-        candidates.append((ends_at, _TIMER))
-    return min(candidates) if candidates else None
+        ended = (ends_at, _TIMER)
+        if best is None or ended < best:
+            best = ended
+    return best
 
 
 def _sign(lead: LeadState, programme: Programme) -> tuple[LeadState, ReferralDecision]:
