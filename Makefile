@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv lint test test-fast kafka-up kafka-down kafka-status run bench bench-replay clean
+.PHONY: venv compile lint test test-fast kafka-up kafka-down kafka-status run bench bench-replay clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,16 +14,21 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The rules core compiled with mypyc (streams/compile_core.py), again whenever a source it
+# depends on changed; without a C compiler the sources run, slower.
+compile: venv
+	$(PY) -m streams.compile_core --if-needed
+
 lint: venv
 	$(VENV)/bin/ruff check streams tests
 	$(VENV)/bin/ruff format --check streams tests
 	$(VENV)/bin/mypy streams
 
 # The session fixture starts the test broker (KAFKA_TEST_PORT, default 19092) and stops it.
-test: lint
+test: lint compile
 	$(PY) -m pytest
 
-test-fast: venv
+test-fast: compile
 	$(PY) -m pytest tests/unit
 
 kafka-up: venv
@@ -36,16 +41,17 @@ kafka-status: venv
 	$(PY) -m streams kafka status
 
 # Local broker + worker + demo stream; Ctrl-C stops all three.
-run: venv
+run: compile
 	$(PY) -m streams run
 
 # Speed figures, never asserted by tests (see docs/benchmarks.md).
-bench: venv
+bench: compile
 	$(PY) -m benchmarks.replay_core
 
 # Replay from Kafka against read+decode alone, on the local broker.
-bench-replay: kafka-up
+bench-replay: compile kafka-up
 	$(PY) -m benchmarks.replay_kafka
 
 clean:
+	test ! -x $(PY) || $(PY) -m streams.compile_core --clean
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

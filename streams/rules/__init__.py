@@ -2,14 +2,21 @@
 
 No Kafka, no Faust, no clock, no I/O: the live agents, the audit replay and the tests all run
 these same steps. `Engine` runs them in one process in log order.
+
+The hot modules may be compiled with mypyc (`streams.compile_core`); a compiled module older
+than the sources is refused here rather than run.
 """
 
-from streams.rules.account import account_step
-from streams.rules.engine import Engine, route_of
-from streams.rules.lead import lead_step, next_timer, reward_id
-from streams.rules.referee import referee_step
-from streams.rules.referrer import referrer_step
-from streams.rules.terms import Programme, TermsError, TermsVersion, load_terms, parse_terms
+from streams.compile_core import refuse_stale
+
+refuse_stale()
+
+from streams.rules.account import account_step  # noqa: E402 - after the stale-build check
+from streams.rules.engine import Engine, route_of  # noqa: E402
+from streams.rules.lead import lead_step, next_timer, reward_id  # noqa: E402
+from streams.rules.referee import referee_step  # noqa: E402
+from streams.rules.referrer import referrer_step  # noqa: E402
+from streams.rules.terms import Programme, TermsError, TermsVersion, load_terms, parse_terms  # noqa: E402
 
 __all__ = [
     "Engine",
