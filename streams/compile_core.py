@@ -24,7 +24,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
 RULES = PACKAGE / "rules"
-CORE_MODULES = ("lead", "shard", "engine", "account", "referee", "referrer")
+CORE_MODULES = ("lead", "shard", "engine", "account", "referee", "referrer", "identity")
 # What compiled code depends on: its own sources, the rest of the core, and the records.
 SOURCES = (RULES, PACKAGE / "contracts")
 
