@@ -34,14 +34,10 @@ class StaleBuildError(ImportError):
 
 
 def compiled_files() -> list[Path]:
-    """The extensions of the core in the source tree (each module and its mypyc helper)."""
-    return sorted(
-        path
-        for name in CORE_MODULES
-        for suffix in EXTENSION_SUFFIXES
-        for path in (RULES / f"{name}{suffix}", RULES / f"{name}__mypyc{suffix}")
-        if path.exists()
-    )
+    """Every extension in the core's folder: the compiled modules and their mypyc helpers,
+    including any left from a module no longer compiled (it would still be imported)."""
+    # The suffixes overlap (".cpython-311-x86_64-linux-gnu.so" also ends in ".so").
+    return sorted({path for suffix in EXTENSION_SUFFIXES for path in RULES.glob(f"*{suffix}")})
 
 
 def stale_files() -> list[Path]:
