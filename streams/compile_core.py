@@ -5,9 +5,9 @@
     python -m streams.compile_core --clean      # back to the sources alone
 
 The modules every message runs through are plain, fully typed Python; mypyc turns them into
-C extensions that Python imports instead of the sources (about a quarter off the rules' time
-on a 1M-event replay: docs/benchmarks.md). Everything works uncompiled too: without a C
-compiler or mypyc the build says so, leaves no extension behind, and the sources run.
+C extensions that Python imports instead of the sources (a fifth fewer instructions per
+event: docs/benchmarks.md). Everything works uncompiled too: without a C compiler or mypyc
+the build says so, leaves no extension behind, and the sources run.
 
 An extension built from older sources would run old rules while the sources say otherwise,
 so `streams.rules` refuses to import when one is older than any source of the rules or of
