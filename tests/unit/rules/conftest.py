@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from streams.contracts import InputEvent, ReferralDecision, RewardGranted
+from streams.contracts import ClockAdvanced, InputEvent, ReferralDecision, RewardGranted
 from streams.rules import Engine, Programme, parse_terms
 from tests.builders import terms_toml
 
@@ -37,7 +37,10 @@ class Run:
 
 
 def run(
-    events: Iterable[InputEvent], *, as_of: int | None = None, programme: Programme | None = None
+    events: Iterable[InputEvent | ClockAdvanced],
+    *,
+    as_of: int | None = None,
+    programme: Programme | None = None,
 ) -> Run:
     engine = Engine(programme or terms())
     outputs = engine.run(events, as_of=as_of)

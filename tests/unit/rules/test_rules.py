@@ -13,7 +13,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.contracts import InputEvent, ReferrerKind, RewardKind, format_time, parse_time
+from streams.contracts import (
+    ClockAdvanced,
+    InputEvent,
+    ReferrerKind,
+    RewardKind,
+    format_time,
+    parse_time,
+)
 from streams.contracts.records import DecisionStatus
 from streams.replay import ReplaySummary
 from streams.rules import Engine, lead_step, parse_terms, referrer_step, reward_id
@@ -259,6 +266,13 @@ def test_r4_refusal_that_arrives_before_the_lead_applies_once_it_is_accepted() -
     assert result.story("lead-1") == ["ACCEPTED", "REJECTED:refused_by_ringover"]
     (rejection,) = [d for d in result.decisions if d.reason is not None]
     assert rejection.decided_at == T0 + HOUR
+
+
+def test_r4_a_refusal_and_a_signature_at_the_same_instant_play_refusal_first() -> None:
+    """Both at T0+1d, both before the lead (T0) arrives: once accepted, the lead plays its
+    facts in business-time order, and at one instant Ringover's refusal comes first."""
+    result = run([signed(at=T0 + DAY), refused(at=T0 + DAY), lead(at=T0)])
+    assert result.story("lead-1") == ["ACCEPTED", "REJECTED:refused_by_ringover"]
 
 
 # -- R5 -----------------------------------------------------------------------------------
@@ -525,6 +539,25 @@ def test_r11_a_payment_after_the_end_is_too_late() -> None:
     programme = terms(ends_at=format_time(T0 + 10 * DAY))
     result = run([lead(), signed(), paid(at=T0 + 11 * DAY)], programme=programme)
     assert result.story("lead-1") == ["ACCEPTED", "QUALIFIED", "REJECTED:program_ended"]
+
+
+def test_r11_facts_dated_before_the_end_play_before_it_though_the_lead_arrives_after() -> None:
+    """ends_at = T0+10d. Signature T0+1d and first invoice T0+2d arrive first, the clock
+    reaches the end, then lead-submitted dated T0 arrives: the facts come before the end in
+    business time, so the lead is earned (due T0+16d) and granted."""
+    programme = terms(ends_at=format_time(T0 + 10 * DAY))
+    log = [signed(), paid(), ClockAdvanced(T0 + 10 * DAY), lead(at=T0)]
+    result = run(log, as_of=T0 + 40 * DAY, programme=programme)
+    assert result.story("lead-1") == HAPPY
+
+
+def test_r11_a_signature_at_the_very_end_comes_after_it() -> None:
+    """The same, signed at exactly ends_at: at one instant the timer comes first (RULES.md,
+    Time), so the accepted lead is rejected program_ended."""
+    programme = terms(ends_at=format_time(T0 + 10 * DAY))
+    log = [signed(at=T0 + 10 * DAY), ClockAdvanced(T0 + 10 * DAY), lead(at=T0)]
+    result = run(log, as_of=T0 + 40 * DAY, programme=programme)
+    assert result.story("lead-1") == ["ACCEPTED", "REJECTED:program_ended"]
 
 
 def test_r11_each_lead_is_judged_under_the_version_in_effect_at_its_time() -> None:
