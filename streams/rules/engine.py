@@ -162,10 +162,9 @@ _STEPS: dict[Route, Callable[[Engine, str, Any], list[Emit]]] = {
     Route.REFEREE: Engine._referee,
     Route.REFERRER: Engine._referrer,
 }
-# Input events, once the engine has moved the clock to their time.
+# Input events go to the step of their route (route_of), once the engine has moved the clock
+# to their time: a lead's is applied at that clock without a second look at the timers.
 _INPUT_STEPS: dict[type, Callable[[Engine, str, Any], list[Emit]]] = {
-    LeadSubmitted: Engine._lead_input,
-    ClientSigned: Engine._lead_input,
-    ReferralRefused: Engine._lead_input,
-    InvoicePaid: Engine._account,
+    kind: Engine._lead_input if route is Route.LEAD else _STEPS[route]
+    for kind, route in _INPUT_ROUTES.items()
 }

@@ -82,10 +82,9 @@ class LeadShard:
         """Advance the clock to the message's time (firing due timers), then apply it."""
         if isinstance(message, ClockTick):
             return self.advance_to(message.at)
-        time_of = _BUSINESS_TIME.get(type(message))  # business_time, inlined: every message
-        if time_of is None:  # a reply between steps: no time of its own
+        at = business_time(message)
+        if at is None:  # a reply between steps: no time of its own
             return self._apply(message, self.clock if self.clock is not None else 0)
-        at: int = time_of(message)
         timers = self._timers
         if timers and timers[0][0] <= at:
             emits = self.advance_to(at)
