@@ -43,7 +43,9 @@ def test_a_compiled_module_older_than_a_source_is_refused(
     compile_core.refuse_stale()  # nothing compiled: the sources run
 
 
-def test_the_compiled_core_replays_byte_for_byte_as_the_sources(tmp_path: Path) -> None:
+def test_time_the_same_log_gives_the_same_outputs_compiled_or_from_the_sources(
+    tmp_path: Path,
+) -> None:
     """Same log, same rewards, whichever build runs it: a replay with the core as installed
     (compiled by `make compile` when a C compiler is there) against one with a copy of the
     package holding the sources alone."""

@@ -29,7 +29,7 @@ def test_r10_a_restarted_shard_still_grants_when_the_hold_ends() -> None:
     assert requests[0].reward.granted_at == T0 + 16 * DAY
 
 
-def test_apply_now_applies_at_the_clock_and_wants_one() -> None:
+def test_time_an_input_is_applied_at_the_clock_the_engine_moved_never_a_guessed_one() -> None:
     """The engine moves the clock itself, then applies an input at it: without a clock the
     shard refuses rather than guess a time."""
     shard = LeadShard(terms(), {})
