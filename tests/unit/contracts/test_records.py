@@ -1,13 +1,21 @@
-"""The records' fast builder makes the very objects their constructors make."""
+"""The records' fast builder makes the very objects their constructors make, and their field
+tuples (what crosses between processes) come back as equal records."""
 
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from typing import Any
 
 import pytest
 
-from streams.contracts.records import record_builder
+from streams.contracts.records import (
+    LeadSubmitted,
+    Referrer,
+    record_builder,
+    record_fields,
+    record_from_fields,
+)
 from tests.builders import sample_records
 
 
@@ -36,3 +44,29 @@ def test_record_builder_wants_every_field() -> None:
     build = record_builder(type(sample_records()[0]))
     with pytest.raises(TypeError):
         build("only-one")
+
+
+@pytest.mark.parametrize("record", sample_records(), ids=lambda r: type(r).__name__)
+def test_a_record_crosses_as_its_field_tuple_and_comes_back_equal(record: Any) -> None:
+    cls = type(record)
+    values = record_fields(cls)(record)
+    assert len(values) == len(dataclasses.fields(record))
+    back = record_from_fields(cls)(pickle.loads(pickle.dumps(values)))
+    assert type(back) is cls
+    assert back == record
+
+
+def test_a_field_tuple_holds_nested_records_as_tuples() -> None:
+    lead = next(r for r in sample_records() if isinstance(r, LeadSubmitted))
+    values = record_fields(LeadSubmitted)(lead)
+    assert values[3] == record_fields(Referrer)(lead.referrer)
+    assert all(not dataclasses.is_dataclass(v) for v in values)
+
+
+def test_an_optional_nested_record_has_no_field_tuple() -> None:
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Holder:
+        referrer: Referrer | None
+
+    with pytest.raises(TypeError, match="optional record"):
+        record_fields(Holder)
