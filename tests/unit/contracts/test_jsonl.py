@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -107,3 +108,34 @@ def test_unknown_topic_and_non_json_lines() -> None:
         JsonlCodec().parse_line('{"topic": "nope", "value": {}}', 1)
     with pytest.raises(JsonlError, match="not JSON"):
         JsonlCodec().parse_line("{", 1)
+
+
+@pytest.mark.parametrize("record", sample_records(), ids=lambda r: type(r).__name__)
+def test_a_compiled_line_is_what_the_json_encoder_writes(record: object) -> None:
+    codec = JsonlCodec()
+    assert codec.format(record) == codec.format_generic(record)  # type: ignore[arg-type]
+
+
+_TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=12)
+
+
+@given(
+    lead_id=_TEXT,
+    cause=st.none() | _TEXT,
+    sources=st.lists(_TEXT, max_size=3),
+    at=st.integers(-(10**12), 4 * 10**12),
+)
+def test_compiled_lines_quote_any_text_and_time_as_the_encoder_does(
+    lead_id: str, cause: str | None, sources: list[str], at: int
+) -> None:
+    codec = JsonlCodec()
+    for sample in sample_records():
+        if sample.topic == "referral-decisions":
+            record = replace(sample, lead_id=lead_id, cause_event_id=cause, decided_at=at)
+        elif sample.topic == "reward-granted":
+            record = replace(sample, lead_id=lead_id, source_event_ids=tuple(sources))
+        else:
+            continue
+        line = codec.format(record)
+        assert line == codec.format_generic(record)
+        assert json.loads(line)["value"]["lead_id"] == lead_id
