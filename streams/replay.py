@@ -110,10 +110,13 @@ def replay(
     return summary
 
 
-def write_outputs(outputs: Iterable[Output], out_dir: Path) -> ReplaySummary:
-    """Write already computed outputs (a journal replay's) as the replay's two files."""
+def write_outputs(
+    outputs: Iterable[Output], out_dir: Path, *, background: bool = True
+) -> ReplaySummary:
+    """Write outputs (a journal replay's, or a stream of them) as the replay's two files;
+    `background`: format them in a second process (streams.replay_files)."""
     summary = ReplaySummary()
-    with output_files(out_dir) as write:
+    with output_files(out_dir, background=background) as write:
         for output in outputs:
             summary.count(output)
             write(output)

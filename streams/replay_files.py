@@ -1,16 +1,17 @@
 """The replay's two output files: all of them or nothing, formatted beside the rules.
 
-Formatting JSON costs a good part of what the rules cost. A replay with more than one batch of
-outputs formats them in a second process (started then, so a small replay pays nothing for
-it), fed with each output's field values; the process running the rules only reads fields
-and pickles tuples. The files appear, by an atomic rename, only once everything is on disk.
+Formatting JSON costs a part of what the rules cost. With a CPU to spare (a JSONL replay), a
+replay with more than one batch of outputs formats them in a second process (started then, so
+a small replay pays nothing for it), fed with each output's field values: the process running
+the rules only reads fields and pickles tuples. Where the CPUs are busy already (the replay
+from Kafka reads in a process of its own), the lines are formatted in place, batch by batch:
+the hand-over would cost as much as the formatting. The files appear, by an atomic rename,
+only once everything is on disk.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing
-import operator
 import os
 import pickle
 import tempfile
@@ -21,7 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from streams.contracts import JsonlCodec
-from streams.contracts.records import ReferralDecision, RewardGranted
+from streams.contracts.records import (
+    ReferralDecision,
+    RewardGranted,
+    record_fields,
+    record_from_fields,
+)
 from streams.rules.model import Output
 
 REWARDS_FILE = "reward-granted.jsonl"
@@ -31,8 +37,8 @@ BATCH = 5_000  # outputs per message to the formatting process, and the threshol
 
 _KINDS: tuple[type[Any], ...] = (RewardGranted, ReferralDecision)
 _FILES = (REWARDS_FILE, DECISIONS_FILE)
-# All fields of an output in one C call, in the order its constructor takes them.
-_FIELDS = tuple(operator.attrgetter(*(f.name for f in dataclasses.fields(k))) for k in _KINDS)
+_FIELDS = tuple(record_fields(k) for k in _KINDS)
+_FROM_FIELDS = tuple(record_from_fields(k) for k in _KINDS)
 _END = b""
 
 
@@ -43,10 +49,11 @@ class OutputWriterError(RuntimeError):
 class ReplayFiles:
     """Writes outputs in emission order into `out_dir`'s two files (see the module)."""
 
-    def __init__(self, out_dir: Path, *, batch: int = BATCH) -> None:
+    def __init__(self, out_dir: Path, *, batch: int = BATCH, background: bool = True) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.out_dir = out_dir
         self._batch = batch
+        self._background = background
         self._pending: list[Output] = []
         self._temps: list[str] = []
         for name in _FILES:
@@ -55,19 +62,25 @@ class ReplayFiles:
             )
             handle.close()
             self._temps.append(handle.name)
+        self._lines: _LineFiles | None = None  # formatting in place
         self._child: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
 
     def write(self, output: Output) -> None:
         self._pending.append(output)
         if len(self._pending) >= self._batch:
-            self._send()
+            if self._background:
+                self._send()
+            else:
+                self._put()
 
     def commit(self) -> None:
         """Write what is pending, wait until all is on disk, then make both files appear."""
         if self._conn is None:
-            with _appending(self._temps) as put:
-                put(self._pending)
+            self._put()
+            assert self._lines is not None
+            self._lines.close(sync=True)
+            self._lines = None
         else:
             self._send()
             self._conn.send_bytes(_END)
@@ -78,7 +91,6 @@ class ReplayFiles:
             self._stop()
             if failure is not None:
                 raise OutputWriterError(f"replay output not written: {failure}")
-        self._pending = []
         for name, temp in zip(_FILES, self._temps, strict=True):
             os.replace(temp, self.out_dir / name)
         self._temps = []
@@ -86,9 +98,18 @@ class ReplayFiles:
     def discard(self) -> None:
         """Leave nothing behind: stop the formatting process, remove the temporary files."""
         self._stop()
+        if self._lines is not None:
+            self._lines.close(sync=False)
+            self._lines = None
         for temp in self._temps:
             Path(temp).unlink(missing_ok=True)
         self._temps = []
+
+    def _put(self) -> None:
+        if self._lines is None:
+            self._lines = _LineFiles(self._temps)
+        self._lines.put(self._pending)
+        self._pending = []
 
     def _send(self) -> None:
         if self._conn is None:
@@ -120,9 +141,10 @@ class ReplayFiles:
 
 
 @contextmanager
-def output_files(out_dir: Path) -> Iterator[Callable[[Output], None]]:
-    """A writer of the two output files; they appear (atomically) only if the block succeeds."""
-    files = ReplayFiles(out_dir)
+def output_files(out_dir: Path, *, background: bool = True) -> Iterator[Callable[[Output], None]]:
+    """A writer of the two output files; they appear (atomically) only if the block succeeds.
+    `background`: format in a second process (see the module)."""
+    files = ReplayFiles(out_dir, background=background)
     try:
         yield files.write
         files.commit()
@@ -136,33 +158,40 @@ def _as_fields(outputs: list[Output]) -> list[tuple[int, tuple[Any, ...]]]:
     ]
 
 
-@contextmanager
-def _appending(paths: list[str]) -> Iterator[Callable[[Iterable[Output]], None]]:
-    """Append outputs as lines to the rewards and decisions files, then flush them to disk."""
-    codec = JsonlCodec()
-    with (
-        open(paths[0], "a", encoding="utf-8") as rewards,
-        open(paths[1], "a", encoding="utf-8") as decisions,
-    ):
+class _LineFiles:
+    """The rewards and decisions files, open for appending outputs as lines."""
 
-        def put(outputs: Iterable[Output]) -> None:
-            for output in outputs:
-                handle = rewards if isinstance(output, RewardGranted) else decisions
-                handle.write(codec.format(output) + "\n")
+    def __init__(self, paths: list[str]) -> None:
+        self._codec = JsonlCodec()
+        self._rewards = open(paths[0], "a", encoding="utf-8")  # noqa: SIM115  # closed by close
+        self._decisions = open(paths[1], "a", encoding="utf-8")  # noqa: SIM115
 
-        yield put
-        for handle in (rewards, decisions):
-            handle.flush()
-            os.fsync(handle.fileno())
+    def put(self, outputs: Iterable[Output]) -> None:
+        rewards, decisions, line = self._rewards.write, self._decisions.write, self._codec.format
+        for output in outputs:
+            (rewards if isinstance(output, RewardGranted) else decisions)(line(output) + "\n")
+
+    def close(self, *, sync: bool) -> None:
+        """Close both files, first flushed to disk if `sync`."""
+        for handle in (self._rewards, self._decisions):
+            if sync:
+                handle.flush()
+                os.fsync(handle.fileno())
+            handle.close()
 
 
 def _format_lines(conn: Connection, paths: list[str]) -> None:
     """The formatting process: batches of field tuples in, lines out; None back when done,
     or what went wrong."""
     try:
-        with _appending(paths) as put:
+        files = _LineFiles(paths)
+        try:
             while (data := conn.recv_bytes()) != _END:
-                put(_KINDS[kind](*values) for kind, values in pickle.loads(data))
+                files.put(_FROM_FIELDS[kind](values) for kind, values in pickle.loads(data))
+        except BaseException:
+            files.close(sync=False)
+            raise
+        files.close(sync=True)
         conn.send(None)
     except BaseException as exc:  # reported to the parent, which raises
         conn.send(f"{type(exc).__name__}: {exc}")

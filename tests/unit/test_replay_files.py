@@ -1,4 +1,4 @@
-"""The replay's output files: identical whether formatted inline or in the second process,
+"""The replay's output files: identical whether formatted in place or in the second process,
 and all or nothing."""
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ def outputs() -> list[Output]:
     return result.outputs
 
 
-def _write(out: Path, outputs: list[Output], batch: int) -> dict[str, bytes]:
-    files = ReplayFiles(out, batch=batch)
+def _write(
+    out: Path, outputs: list[Output], batch: int, *, background: bool = True
+) -> dict[str, bytes]:
+    files = ReplayFiles(out, batch=batch, background=background)
     try:
         for output in outputs:
             files.write(output)
@@ -39,13 +41,15 @@ def test_the_formatting_process_writes_what_inline_formatting_writes(
 ) -> None:
     inline = _write(tmp_path / "inline", outputs, batch=10**6)
     beside = _write(tmp_path / "beside", outputs, batch=5)  # several batches, then the rest
+    in_place = _write(tmp_path / "in-place", outputs, batch=5, background=False)
     assert set(inline) == {"reward-granted.jsonl", "referral-decisions.jsonl"}
     assert inline == beside
+    assert inline == in_place
     assert inline["reward-granted.jsonl"].count(b"\n") == 12
 
 
-def _write_then_fail(out: Path, outputs: list[Output]) -> None:
-    with output_files(out) as write:
+def _write_then_fail(out: Path, outputs: list[Output], *, background: bool) -> None:
+    with output_files(out, background=background) as write:
         for output in outputs:
             write(output)
         raise ZeroDivisionError
@@ -57,10 +61,13 @@ def _finish(files: ReplayFiles, outputs: list[Output]) -> None:
     files.commit()
 
 
-def test_a_failed_replay_leaves_no_file_behind(outputs: list[Output], tmp_path: Path) -> None:
+@pytest.mark.parametrize("background", [True, False], ids=["beside", "in-place"])
+def test_a_failed_replay_leaves_no_file_behind(
+    outputs: list[Output], tmp_path: Path, background: bool
+) -> None:
     out = tmp_path / "out"
     with pytest.raises(ZeroDivisionError):
-        _write_then_fail(out, outputs)
+        _write_then_fail(out, outputs * 500, background=background)  # past one batch
     assert list(out.iterdir()) == []
 
 
