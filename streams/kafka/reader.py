@@ -74,6 +74,130 @@ class ReadProgress:
                 self._progress.update(task_id, rate=f"{speed:,.0f} events/s")  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True, slots=True)
+class PartitionRecords:
+    """What one fetch brought from one partition; `done` once the partition is read to its end."""
+
+    topic: str
+    partition: int
+    records: list[RawRecord]
+    done: bool
+
+
+class TopicRead:
+    """A bounded private read of whole topics (see the module): `async with` it, look at
+    `partitions` (those with records to read) and `total`, then iterate `fetches()`."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: list[str],
+        *,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        partition_fetch_bytes: int = 4 * 1024 * 1024,
+    ) -> None:
+        self._topics = topics
+        self._since_ms = since_ms
+        self._until_ms = until_ms
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            max_partition_fetch_bytes=partition_fetch_bytes,
+            fetch_max_bytes=32 * 1024 * 1024,
+        )
+        self._ends: dict[TopicPartition, int] = {}
+        self._pending: set[TopicPartition] = set()
+        self.partitions: list[tuple[str, int]] = []
+        self.total = 0
+
+    async def __aenter__(self) -> TopicRead:
+        consumer = self._consumer
+        await consumer.start()
+        try:
+            await self._plan()
+        except BaseException:
+            await consumer.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+
+    async def _plan(self) -> None:
+        consumer = self._consumer
+        tps: list[TopicPartition] = []
+        for topic in self._topics:
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions is None:
+                await consumer._client.force_metadata_update()
+                partitions = consumer.partitions_for_topic(topic)
+            tps.extend(TopicPartition(topic, p) for p in sorted(partitions or ()))
+        if not tps:
+            return
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        starts = {tp: await consumer.position(tp) for tp in tps}
+        if self._since_ms is not None:
+            found = await consumer.offsets_for_times(dict.fromkeys(tps, self._since_ms))
+            ends_now = await consumer.end_offsets(tps)
+            for tp in tps:
+                hit = found.get(tp)
+                starts[tp] = hit.offset if hit is not None else ends_now[tp]
+                consumer.seek(tp, starts[tp])
+        ends = await consumer.end_offsets(tps)
+        self._ends = {tp: ends[tp] for tp in tps if starts[tp] < ends[tp]}
+        self._pending = set(self._ends)
+        self.partitions = [(tp.topic, tp.partition) for tp in self._ends]
+        self.total = sum(end - starts[tp] for tp, end in self._ends.items())
+        for tp in tps:
+            if tp not in self._ends:
+                consumer.pause(tp)
+
+    @property
+    def finished(self) -> bool:
+        """Every partition read to its end."""
+        return not self._pending
+
+    async def fetch(self, timeout_ms: int = 1000) -> list[PartitionRecords]:
+        """What the consumer has fetched since the last call, waiting up to `timeout_ms` for
+        something; partitions read to their end come with `done` (once)."""
+        consumer, ends, until_ms = self._consumer, self._ends, self._until_ms
+        pending = self._pending
+        if not pending:
+            return []
+        batch = await consumer.getmany(*pending, timeout_ms=timeout_ms)
+        fetched: dict[TopicPartition, list[RawRecord]] = {}
+        for tp, messages in batch.items():
+            end = ends[tp]
+            fetched[tp] = [
+                RawRecord(tp.topic, tp.partition, m.offset, m.timestamp, m.key, m.value)
+                for m in messages
+                if m.offset < end and (until_ms is None or m.timestamp <= until_ms)
+            ]
+        done = set()
+        for tp in pending:
+            # Transaction markers take offsets too: the position, not the last record, says
+            # when a partition is done.
+            if await consumer.position(tp) >= ends[tp]:
+                done.add(tp)
+                consumer.pause(tp)
+        pending -= done
+        for tp in done:
+            fetched.setdefault(tp, [])
+        return [
+            PartitionRecords(tp.topic, tp.partition, records, tp in done)
+            for tp, records in fetched.items()
+        ]
+
+    async def fetches(self) -> AsyncIterator[list[PartitionRecords]]:
+        """The records of `partitions`, fetch by fetch, each partition in offset order."""
+        while self._pending:
+            yield await self.fetch()
+
+
 async def read_topics(
     bootstrap: str,
     topics: list[str],
@@ -85,65 +209,12 @@ async def read_topics(
     """Every committed record of `topics` (missing topics are skipped), partition by partition
     in offset order, from `since_ms` (Kafka timestamp) or the beginning, to the ends as they
     were when the read started; records after `until_ms` are left out."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-        fetch_max_bytes=32 * 1024 * 1024,
-    )
-    await consumer.start()
-    try:
-        tps: list[TopicPartition] = []
-        for topic in topics:
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions is None:
-                await consumer._client.force_metadata_update()
-                partitions = consumer.partitions_for_topic(topic)
-            tps.extend(TopicPartition(topic, p) for p in sorted(partitions or ()))
-        if not tps:
-            return
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        starts = {tp: await consumer.position(tp) for tp in tps}
-        if since_ms is not None:
-            found = await consumer.offsets_for_times(dict.fromkeys(tps, since_ms))
-            ends_now = await consumer.end_offsets(tps)
-            for tp in tps:
-                hit = found.get(tp)
-                starts[tp] = hit.offset if hit is not None else ends_now[tp]
-                consumer.seek(tp, starts[tp])
-        ends = await consumer.end_offsets(tps)
-        pending = {tp for tp in tps if starts[tp] < ends[tp]}
+    async with TopicRead(bootstrap, topics, since_ms=since_ms, until_ms=until_ms) as read:
         if progress is not None:
-            progress.start(sum(max(0, ends[tp] - starts[tp]) for tp in tps))
-        for tp in tps:
-            if tp not in pending:
-                consumer.pause(tp)
-        while pending:
-            batch = await consumer.getmany(*pending, timeout_ms=1000)
-            for tp, messages in batch.items():
-                for message in messages:
-                    if message.offset >= ends[tp]:
-                        break
-                    if until_ms is not None and message.timestamp > until_ms:
-                        continue
-                    yield RawRecord(
-                        tp.topic,
-                        tp.partition,
-                        message.offset,
-                        message.timestamp,
-                        message.key,
-                        message.value,
-                    )
-                if progress is not None and messages:
-                    progress.advance(len(messages))
-            for tp in list(pending):
-                # Transaction markers take offsets too: the position, not the last record,
-                # says when a partition is done.
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
-                    consumer.pause(tp)
-    finally:
-        await consumer.stop()
+            progress.start(read.total)
+        async for fetched in read.fetches():
+            for part in fetched:
+                for record in part.records:
+                    yield record
+                if progress is not None and part.records:
+                    progress.advance(len(part.records))
