@@ -98,21 +98,26 @@ def _replay(args: argparse.Namespace) -> int:
     if args.from_kafka:
         from streams.app.settings import Topics
         from streams.audit.commands import replay_from_kafka
+        from streams.audit.feed import InputReadError
 
-        summary = asyncio.run(
-            replay_from_kafka(
-                bootstrap=args.bootstrap,
-                topics=Topics(args.topic_prefix),
-                app_id=args.app_id,
-                programme=programme,
-                journal=args.journal,
-                since_ms=since,
-                as_of=as_of,
-                out_dir=Path(args.out) if args.out else None,
-                to_topics=args.to_topics,
-                quiet=args.quiet,
+        try:
+            summary = asyncio.run(
+                replay_from_kafka(
+                    bootstrap=args.bootstrap,
+                    topics=Topics(args.topic_prefix),
+                    app_id=args.app_id,
+                    programme=programme,
+                    journal=args.journal,
+                    since_ms=since,
+                    as_of=as_of,
+                    out_dir=Path(args.out) if args.out else None,
+                    to_topics=args.to_topics,
+                    quiet=args.quiet,
+                )
             )
-        )
+        except InputReadError as exc:
+            print(f"referral-rewards replay: {exc}", file=sys.stderr)
+            return 1
         print(summary.line())
         return 0
     events_path = Path(args.events)

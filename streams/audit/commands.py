@@ -16,9 +16,10 @@ from streams.app.settings import Topics
 from streams.audit.compare import compare
 from streams.audit.explain import lead_story, referrer_story, render_lead, render_referrer
 from streams.audit.export import export_topic
+from streams.audit.feed import InputFeed, LogRestarted
 from streams.audit.journal_replay import JournalReplay, replay_journals
 from streams.audit.sources import read_inputs, read_journals, read_outputs
-from streams.contracts import AvroCodec, ClockAdvanced, LeadSubmitted, RewardGranted
+from streams.contracts import AvroCodec, LeadSubmitted, RewardGranted
 from streams.contracts.records import RECORD_TYPES
 from streams.kafka.topics import TopicSpec, describe_partitions, ensure_topics
 from streams.replay import ReplaySummary, quiet_gc, write_outputs
@@ -68,27 +69,13 @@ async def replay_from_kafka(
     if (out_dir is None) == (to_topics is None):
         raise ValueError("replay from Kafka writes either to a directory or to topics")
 
-    async def run() -> ReplaySummary:
-        outputs: Iterable[Output]
-        if journal:
-            journals = await read_journals(bootstrap, app_id, quiet=quiet)
-            outputs = replay_journals(journals, programme).outputs
-            events = journals.input_events
-        else:
-            log = await read_inputs(bootstrap, topics, since_ms=since_ms, quiet=quiet)
-            if log.skipped and not quiet:
-                skipped = ", ".join(f"{t}={n}" for t, n in sorted(log.skipped.items()))
-                print(f"skipped undecodable input records: {skipped}", file=sys.stderr)
-            events = sum(1 for e in log.entries if not isinstance(e, ClockAdvanced))
-            # A stream, not a list: the files are formatted while the rules run.
-            outputs = Engine(programme).outputs(log.entries, as_of)
+    async def emit(outputs: Iterable[Output]) -> ReplaySummary:
         if out_dir is not None:
-            summary = write_outputs(outputs, out_dir)
-            summary.events = events
-            return summary
+            # The reader process holds the other CPU: the lines are formatted here.
+            return write_outputs(outputs, out_dir, background=journal)
         assert to_topics is not None
         outputs = list(outputs)
-        summary = ReplaySummary(events=events)
+        summary = ReplaySummary()
         for output in outputs:
             summary.count(output)
         # The copies get the live outputs' partition count, so keys land where they do live.
@@ -101,6 +88,27 @@ async def replay_from_kafka(
             ],
         )
         await publish_outputs(bootstrap, to_topics, outputs)
+        return summary
+
+    async def run() -> ReplaySummary:
+        if journal:
+            journals = await read_journals(bootstrap, app_id, quiet=quiet)
+            summary = await emit(replay_journals(journals, programme).outputs)
+            summary.events = journals.input_events
+            return summary
+        with InputFeed(bootstrap, topics.inputs, since_ms=since_ms, quiet=quiet) as feed:
+            while True:
+                try:
+                    # A stream, not a list: the rules run while the log is read, and the
+                    # files are formatted while the rules run.
+                    summary = await emit(Engine(programme).outputs(feed.entries(), as_of))
+                    break
+                except LogRestarted:  # the files or topics were not written: run again
+                    continue
+        summary.events = feed.events
+        if feed.skipped and not quiet:
+            skipped = ", ".join(f"{t}={n}" for t, n in sorted(feed.skipped.items()))
+            print(f"skipped undecodable input records: {skipped}", file=sys.stderr)
         return summary
 
     with quiet_gc():

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from heapq import heappop, heappush
 from operator import itemgetter
 
 from streams.app.journal import JOURNALS, decode_message
 from streams.app.settings import Topics
 from streams.contracts import AvroCodec, ClockAdvanced, CodecError, InputEvent
 from streams.contracts.records import Record
-from streams.kafka.reader import ReadProgress, read_topics
+from streams.kafka.reader import PartitionRecords, RawRecord, ReadProgress, read_topics
 from streams.rules.model import Message, Route
 
 # Among records with the same Kafka timestamp, a fixed topic order keeps the merge stable.
@@ -30,6 +31,11 @@ class InputLog:
     skipped: Counter[str] = field(default_factory=Counter)  # undecodable records, by topic
 
 
+# (Kafka timestamp, topic rank, partition, offset): a record's place in the replay's log.
+Position = tuple[int, int, int, int]
+LogEntry = InputEvent | ClockAdvanced
+
+
 class LogBuilder:
     """Decodes input records as they come and orders them into the replay's log: by (Kafka
     timestamp, topic, partition, offset), so the same log always gives the same order.
@@ -38,24 +44,122 @@ class LogBuilder:
     def __init__(self, contract_of: Mapping[str, str]) -> None:
         self._codec = AvroCodec()
         self._contract_of = contract_of
-        self._keyed: list[tuple[tuple[int, int, int, int], InputEvent | ClockAdvanced]] = []
+        self.rank = {topic: _TOPIC_RANK[contract] for topic, contract in contract_of.items()}
+        self._keyed: list[tuple[Position, LogEntry]] = []
         self.skipped: Counter[str] = Counter()
 
-    def add(self, topic: str, partition: int, offset: int, timestamp_ms: int, value: bytes) -> None:
+    def add(
+        self, topic: str, partition: int, offset: int, timestamp_ms: int, value: bytes
+    ) -> LogEntry | None:
+        """Decode and keep one record; its entry, or None if it was skipped."""
         contract = self._contract_of[topic]
         try:
             decoded = self._codec.decode_record(contract, value, kafka_timestamp_ms=timestamp_ms)
         except CodecError:
             self.skipped[contract] += 1
-            return
-        if isinstance(decoded, InputEvent | ClockAdvanced):
-            position = (timestamp_ms, _TOPIC_RANK[contract], partition, offset)
-            self._keyed.append((position, decoded))
+            return None
+        if not isinstance(decoded, InputEvent | ClockAdvanced):
+            return None
+        self._keyed.append(((timestamp_ms, self.rank[topic], partition, offset), decoded))
+        return decoded
 
     def log(self) -> InputLog:
         """The log so far, in order (positions are unique: entries are never compared)."""
         self._keyed.sort(key=itemgetter(0))
         return InputLog([entry for _, entry in self._keyed], Counter(self.skipped))
+
+
+class LogMerge:
+    """The replay's log while its partitions are still being read, head first.
+
+    The records fetched so far wait in their partition's queue; `take` merges the queues by
+    position and decodes what comes out, as long as every partition still being read has a
+    record waiting (the next one of an empty queue could come first). The order is exact
+    while each partition's timestamps do not go back, as when producers stamp records as
+    they send them. Once one goes back, `reordered` turns true, and only `log()`, everything
+    sorted once all is read, is right.
+    """
+
+    def __init__(self, contract_of: Mapping[str, str], partitions: Iterable[tuple[str, int]]):
+        self._builder = LogBuilder(contract_of)
+        self._queues: dict[tuple[str, int], list[RawRecord]] = {p: [] for p in partitions}
+        self._read: dict[tuple[str, int], int] = dict.fromkeys(self._queues, 0)
+        self._open = set(self._queues)  # partitions with records still to fetch
+        self._heads: list[tuple[Position, tuple[str, int]]] = []  # a heap, one per queue
+        self._starved = len(self._open)  # open partitions with an empty queue
+        self._last: Position | None = None
+        self.reordered = False
+
+    @property
+    def skipped(self) -> Counter[str]:
+        return self._builder.skipped
+
+    @property
+    def waiting(self) -> bool:
+        """Whether `take` would give something now."""
+        return bool(self._heads) and not self._starved
+
+    @property
+    def drained(self) -> bool:
+        """Everything fetched and taken."""
+        return not self._open and not self._heads
+
+    def put(self, fetched: Iterable[PartitionRecords]) -> None:
+        """Queue what a fetch brought."""
+        for part in fetched:
+            key = (part.topic, part.partition)
+            queue = self._queues.get(key)
+            if queue is None:
+                continue
+            had_head = self._read[key] < len(queue)
+            if part.records:
+                if had_head:
+                    queue.extend(part.records)
+                else:
+                    self._queues[key] = list(part.records)
+                    self._read[key] = 0
+                    self._push(key)
+                    if key in self._open:
+                        self._starved -= 1
+            if part.done and key in self._open:
+                self._open.discard(key)
+                if not had_head and not part.records:
+                    self._starved -= 1
+
+    def take(self, limit: int) -> list[LogEntry]:
+        """Up to `limit` records off the head of the log, decoded (skipped ones left out)."""
+        out: list[LogEntry] = []
+        heads, queues, read, add = self._heads, self._queues, self._read, self._builder.add
+        for _ in range(limit):
+            if self._starved or not heads:
+                break
+            position, key = heappop(heads)
+            if self._last is not None and position < self._last:
+                self.reordered = True
+            self._last = position
+            r = queues[key][read[key]]
+            read[key] += 1
+            entry = add(r.topic, r.partition, r.offset, r.timestamp_ms, r.value or b"")
+            if entry is not None:
+                out.append(entry)
+            if read[key] < len(queues[key]):
+                self._push(key)
+            elif key in self._open:
+                self._starved += 1
+        return out
+
+    def _push(self, key: tuple[str, int]) -> None:
+        """The queue's next record into the heap."""
+        r = self._queues[key][self._read[key]]
+        position = (r.timestamp_ms, self._builder.rank[r.topic], r.partition, r.offset)
+        heappush(self._heads, (position, key))
+
+    def log(self) -> InputLog:
+        """The whole log, in order: what was taken and what is left (everything must have been
+        fetched)."""
+        while self.take(1 << 30):
+            pass
+        return self._builder.log()
 
 
 async def read_inputs(

@@ -188,3 +188,17 @@ def test_clock_records_in_the_log_advance_the_clock(events_file: Path, tmp_path:
     out = tmp_path / "out"
     assert main(["replay", "--events", str(events_file), "--out", str(out)]) == 0
     assert len((out / "reward-granted.jsonl").read_text().splitlines()) == 1
+
+
+def test_a_replay_from_kafka_that_cannot_read_says_why_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["replay", "--from-kafka", "--bootstrap", "127.0.0.1:9", "--quiet",
+                 "--out", str(tmp_path / "out")])  # fmt: skip
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "referral-rewards replay: reading the input topics from 127.0.0.1:9 failed: "
+    )
+    assert "KafkaConnectionError" in err
+    assert not (tmp_path / "out" / "reward-granted.jsonl").exists()
