@@ -6,6 +6,7 @@ replay of the log in Kafka-timestamp order, whether the partitions' timestamps g
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,12 @@ from streams.scenario import ScenarioShape, generate
 
 pytestmark = pytest.mark.integration
 
-T0 = 1_767_607_200_000
+
+def _stamps_from(count: int) -> list[int]:
+    """`count` Kafka timestamps, a millisecond apart, from an hour ago: recent, as a log's are
+    (the broker's retention deletes segments whose records are stamped weeks back)."""
+    start = int(time.time() * 1000) - 3_600_000
+    return [start + i for i in range(count)]
 
 
 async def _publish(bootstrap: str, topics: Topics, stamped: list[tuple[int, InputEvent]]) -> None:
@@ -71,7 +77,9 @@ async def test_time_a_log_stamped_as_it_was_sent_replays_as_the_jsonl_replay(
 ) -> None:
     events = _events()
     topics = Topics(f"feed-{unique}.")
-    await _publish(kafka_bootstrap, topics, [(T0 + i, e) for i, e in enumerate(events)])
+    await _publish(
+        kafka_bootstrap, topics, list(zip(_stamps_from(len(events)), events, strict=True))
+    )
     count, files = await _replayed(kafka_bootstrap, topics, tmp_path / "kafka")
     assert count == len(events)
     assert files == _expected(events, tmp_path / "jsonl")
@@ -83,7 +91,7 @@ async def test_time_a_log_whose_timestamps_go_back_is_replayed_whole_in_timestam
     kafka_bootstrap: str, unique: str, tmp_path: Path
 ) -> None:
     events = _events()
-    stamps = [T0 + i for i in range(len(events))]
+    stamps = _stamps_from(len(events))
     random.Random(3).shuffle(stamps)
     topics = Topics(f"feed-{unique}.")
     await _publish(kafka_bootstrap, topics, list(zip(stamps, events, strict=True)))
