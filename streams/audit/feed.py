@@ -30,7 +30,6 @@ from streams.audit.sources import LogMerge
 from streams.contracts.records import (
     ClientSigned,
     ClockAdvanced,
-    InputEvent,
     InvoicePaid,
     LeadSubmitted,
     ReferralRefused,
@@ -38,8 +37,7 @@ from streams.contracts.records import (
     record_from_fields,
 )
 from streams.kafka.reader import ReadProgress, TopicRead
-
-LogEntry = InputEvent | ClockAdvanced
+from streams.replay import LogEntry
 
 CHUNK = 1_000  # entries per message: small enough that the rules start early
 PIPE_BYTES = 1 << 20  # the most Linux lets any process ask for, by default

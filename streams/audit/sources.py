@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections import Counter
+import sys
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from heapq import heappop, heappush
@@ -13,6 +14,7 @@ from streams.app.settings import Topics
 from streams.contracts import AvroCodec, ClockAdvanced, CodecError, InputEvent
 from streams.contracts.records import Record
 from streams.kafka.reader import PartitionRecords, RawRecord, ReadProgress, read_topics
+from streams.replay import LogEntry
 from streams.rules.model import Message, Route
 
 # Among records with the same Kafka timestamp, a fixed topic order keeps the merge stable.
@@ -33,7 +35,6 @@ class InputLog:
 
 # (Kafka timestamp, topic rank, partition, offset): a record's place in the replay's log.
 Position = tuple[int, int, int, int]
-LogEntry = InputEvent | ClockAdvanced
 
 
 class LogBuilder:
@@ -44,23 +45,28 @@ class LogBuilder:
     def __init__(self, contract_of: Mapping[str, str]) -> None:
         self._codec = AvroCodec()
         self._contract_of = contract_of
-        self.rank = {topic: _TOPIC_RANK[contract] for topic, contract in contract_of.items()}
+        self._rank = {topic: _TOPIC_RANK[contract] for topic, contract in contract_of.items()}
         self._keyed: list[tuple[Position, LogEntry]] = []
         self.skipped: Counter[str] = Counter()
 
-    def add(
-        self, topic: str, partition: int, offset: int, timestamp_ms: int, value: bytes
-    ) -> LogEntry | None:
-        """Decode and keep one record; its entry, or None if it was skipped."""
-        contract = self._contract_of[topic]
+    def position(self, record: RawRecord) -> Position:
+        """The record's place in the log."""
+        return (record.timestamp_ms, self._rank[record.topic], record.partition, record.offset)
+
+    def add(self, record: RawRecord, position: Position | None = None) -> LogEntry | None:
+        """Decode and keep one record (at `position`, when known already); its entry, or None
+        if it was skipped."""
+        contract = self._contract_of[record.topic]
         try:
-            decoded = self._codec.decode_record(contract, value, kafka_timestamp_ms=timestamp_ms)
+            decoded = self._codec.decode_record(
+                contract, record.value or b"", kafka_timestamp_ms=record.timestamp_ms
+            )
         except CodecError:
             self.skipped[contract] += 1
             return None
         if not isinstance(decoded, InputEvent | ClockAdvanced):
             return None
-        self._keyed.append(((timestamp_ms, self.rank[topic], partition, offset), decoded))
+        self._keyed.append((position or self.position(record), decoded))
         return decoded
 
     def log(self) -> InputLog:
@@ -82,11 +88,10 @@ class LogMerge:
 
     def __init__(self, contract_of: Mapping[str, str], partitions: Iterable[tuple[str, int]]):
         self._builder = LogBuilder(contract_of)
-        self._queues: dict[tuple[str, int], list[RawRecord]] = {p: [] for p in partitions}
-        self._read: dict[tuple[str, int], int] = dict.fromkeys(self._queues, 0)
+        self._queues: dict[tuple[str, int], deque[RawRecord]] = {p: deque() for p in partitions}
         self._open = set(self._queues)  # partitions with records still to fetch
-        self._heads: list[tuple[Position, tuple[str, int]]] = []  # a heap, one per queue
-        self._starved = len(self._open)  # open partitions with an empty queue
+        self._heads: list[tuple[Position, tuple[str, int]]] = []  # a heap: each queue's first
+        self._starved = len(self._open)  # open partitions with an empty queue, kept up to date
         self._last: Position | None = None
         self.reordered = False
 
@@ -111,25 +116,19 @@ class LogMerge:
             queue = self._queues.get(key)
             if queue is None:
                 continue
-            had_head = self._read[key] < len(queue)
-            if part.records:
-                if had_head:
-                    queue.extend(part.records)
-                else:
-                    self._queues[key] = list(part.records)
-                    self._read[key] = 0
-                    self._push(key)
-                    if key in self._open:
-                        self._starved -= 1
-            if part.done and key in self._open:
+            was_empty = not queue
+            queue.extend(part.records)
+            if was_empty and queue:
+                self._push(key)
+            if key in self._open and was_empty and (queue or part.done):
+                self._starved -= 1
+            if part.done:
                 self._open.discard(key)
-                if not had_head and not part.records:
-                    self._starved -= 1
 
     def take(self, limit: int) -> list[LogEntry]:
         """Up to `limit` records off the head of the log, decoded (skipped ones left out)."""
         out: list[LogEntry] = []
-        heads, queues, read, add = self._heads, self._queues, self._read, self._builder.add
+        heads, queues, add = self._heads, self._queues, self._builder.add
         for _ in range(limit):
             if self._starved or not heads:
                 break
@@ -137,28 +136,24 @@ class LogMerge:
             if self._last is not None and position < self._last:
                 self.reordered = True
             self._last = position
-            r = queues[key][read[key]]
-            read[key] += 1
-            entry = add(r.topic, r.partition, r.offset, r.timestamp_ms, r.value or b"")
+            queue = queues[key]
+            entry = add(queue.popleft(), position)
             if entry is not None:
                 out.append(entry)
-            if read[key] < len(queues[key]):
+            if queue:
                 self._push(key)
             elif key in self._open:
                 self._starved += 1
         return out
 
     def _push(self, key: tuple[str, int]) -> None:
-        """The queue's next record into the heap."""
-        r = self._queues[key][self._read[key]]
-        position = (r.timestamp_ms, self._builder.rank[r.topic], r.partition, r.offset)
-        heappush(self._heads, (position, key))
+        """The queue's first record into the heap."""
+        heappush(self._heads, (self._builder.position(self._queues[key][0]), key))
 
     def log(self) -> InputLog:
         """The whole log, in order: what was taken and what is left (everything must have been
         fetched)."""
-        while self.take(1 << 30):
-            pass
+        self.take(sys.maxsize)
         return self._builder.log()
 
 
@@ -176,13 +171,7 @@ async def read_inputs(
         async for record in read_topics(
             bootstrap, list(contract_of), since_ms=since_ms, progress=progress
         ):
-            builder.add(
-                record.topic,
-                record.partition,
-                record.offset,
-                record.timestamp_ms,
-                record.value or b"",
-            )
+            builder.add(record)
     return builder.log()
 
 

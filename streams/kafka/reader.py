@@ -156,11 +156,6 @@ class TopicRead:
             if tp not in self._ends:
                 consumer.pause(tp)
 
-    @property
-    def finished(self) -> bool:
-        """Every partition read to its end."""
-        return not self._pending
-
     async def fetch(self, timeout_ms: int = 1000) -> list[PartitionRecords]:
         """What the consumer has fetched since the last call, waiting up to `timeout_ms` for
         something; partitions read to their end come with `done` (once)."""

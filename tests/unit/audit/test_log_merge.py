@@ -37,7 +37,7 @@ def _sorted_log(partitions: dict[tuple[str, int], list[RawRecord]]) -> list[obje
     builder = LogBuilder(CONTRACTS)
     for records in partitions.values():
         for r in records:
-            builder.add(r.topic, r.partition, r.offset, r.timestamp_ms, r.value or b"")
+            builder.add(r)
     return list(builder.log().entries)
 
 
