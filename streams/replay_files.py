@@ -19,15 +19,9 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
 
 from streams.contracts import JsonlCodec
-from streams.contracts.records import (
-    ReferralDecision,
-    RewardGranted,
-    record_fields,
-    record_from_fields,
-)
+from streams.contracts.records import ReferralDecision, RewardGranted, TaggedFields
 from streams.rules.model import Output
 
 REWARDS_FILE = "reward-granted.jsonl"
@@ -35,10 +29,8 @@ DECISIONS_FILE = "referral-decisions.jsonl"
 
 BATCH = 5_000  # outputs per message to the formatting process, and the threshold to start it
 
-_KINDS: tuple[type[Any], ...] = (RewardGranted, ReferralDecision)
+_TAGGED = TaggedFields((RewardGranted, ReferralDecision))
 _FILES = (REWARDS_FILE, DECISIONS_FILE)
-_FIELDS = tuple(record_fields(k) for k in _KINDS)
-_FROM_FIELDS = tuple(record_from_fields(k) for k in _KINDS)
 _END = b""
 
 
@@ -123,7 +115,9 @@ class ReplayFiles:
             self._child = child
             theirs.close()
         try:
-            self._conn.send_bytes(pickle.dumps(_as_fields(self._pending), pickle.HIGHEST_PROTOCOL))
+            self._conn.send_bytes(
+                pickle.dumps(_TAGGED.dump(self._pending), pickle.HIGHEST_PROTOCOL)
+            )
         except OSError as exc:  # a broken pipe: the process died
             raise OutputWriterError(f"the formatting process went away: {exc}") from exc
         self._pending = []
@@ -150,12 +144,6 @@ def output_files(out_dir: Path, *, background: bool = True) -> Iterator[Callable
         files.commit()
     finally:
         files.discard()
-
-
-def _as_fields(outputs: list[Output]) -> list[tuple[int, tuple[Any, ...]]]:
-    return [
-        (0, _FIELDS[0](o)) if isinstance(o, RewardGranted) else (1, _FIELDS[1](o)) for o in outputs
-    ]
 
 
 class _LineFiles:
@@ -187,7 +175,7 @@ def _format_lines(conn: Connection, paths: list[str]) -> None:
         files = _LineFiles(paths)
         try:
             while (data := conn.recv_bytes()) != _END:
-                files.put(_FROM_FIELDS[kind](values) for kind, values in pickle.loads(data))
+                files.put(_TAGGED.load(pickle.loads(data)))
         except BaseException:
             files.close(sync=False)
             raise

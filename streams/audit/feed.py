@@ -20,21 +20,18 @@ import gc
 import multiprocessing
 import pickle
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from types import TracebackType
-from typing import Any
 
 from streams.audit.sources import LogMerge
 from streams.contracts.records import (
-    ClientSigned,
+    CLOCK_TOPIC,
+    INPUT_TOPICS,
+    RECORD_TYPES,
     ClockAdvanced,
-    InvoicePaid,
-    LeadSubmitted,
-    ReferralRefused,
-    record_fields,
-    record_from_fields,
+    TaggedFields,
 )
 from streams.kafka.reader import ReadProgress, TopicRead
 from streams.replay import LogEntry
@@ -45,18 +42,8 @@ PIPE_BYTES = 1 << 20  # the most Linux lets any process ask for, by default
 # every partition's next record early (with 4 MiB, the first fetches fill up on a few).
 FETCH_BYTES = 512 * 1024
 
-_KINDS: tuple[type[Any], ...] = (
-    LeadSubmitted,
-    ClientSigned,
-    InvoicePaid,
-    ReferralRefused,
-    ClockAdvanced,
-)
-_CLOCK = _KINDS.index(ClockAdvanced)
-_TO_FIELDS: dict[type[Any], tuple[int, Callable[[Any], tuple[Any, ...]]]] = {
-    cls: (kind, record_fields(cls)) for kind, cls in enumerate(_KINDS)
-}
-_FROM_FIELDS = tuple(record_from_fields(cls) for cls in _KINDS)
+_TAGGED = TaggedFields(tuple(RECORD_TYPES[topic] for topic in (*INPUT_TOPICS, CLOCK_TOPIC)))
+_CLOCK = _TAGGED.kinds.index(ClockAdvanced)
 
 # What the reader sends: (tag, payload), pickled.
 _ENTRIES, _RESTART, _END, _FAILED = "entries", "restart", "end", "failed"
@@ -131,8 +118,8 @@ class InputFeed:
             except EOFError:
                 raise InputReadError("the reader process exited without a word") from None
             if tag == _ENTRIES:
-                entries = [_FROM_FIELDS[kind](values) for kind, values in payload]
-                self.events += sum(kind != _CLOCK for kind, _ in payload)
+                entries = _TAGGED.load(payload)
+                self.events += sum(tag != _CLOCK for tag, _ in payload)
                 yield from entries
             elif tag == _RESTART:
                 raise LogRestarted
@@ -199,11 +186,7 @@ async def _read(conn: Connection, plan: _ReadPlan) -> None:
 
 def _send_entries(conn: Connection, entries: list[LogEntry], chunk: int) -> None:
     for start in range(0, len(entries), chunk):
-        payload = []
-        for entry in entries[start : start + chunk]:
-            kind, fields = _TO_FIELDS[type(entry)]
-            payload.append((kind, fields(entry)))
-        _send(conn, _ENTRIES, payload)
+        _send(conn, _ENTRIES, _TAGGED.dump(entries[start : start + chunk]))
 
 
 def _widen(conn: Connection) -> None:

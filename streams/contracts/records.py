@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar, get_args, get_type_hints
 
@@ -278,6 +278,30 @@ def record_from_fields(cls: type[T]) -> Callable[[tuple[Any, ...]], T]:
     exec(f"def from_fields(t):\n    return _build({', '.join(parts)})\n", namespace)
     result: Callable[[tuple[Any, ...]], T] = namespace["from_fields"]
     return result
+
+
+Tagged = tuple[int, tuple[Any, ...]]
+
+
+class TaggedFields:
+    """Records of a fixed set of classes as (class tag, field tuple) pairs and back: the form
+    records cross between processes in (see record_fields)."""
+
+    def __init__(self, kinds: tuple[type[Any], ...]) -> None:
+        self.kinds = kinds
+        self._to = {cls: (tag, record_fields(cls)) for tag, cls in enumerate(kinds)}
+        self._from = tuple(record_from_fields(cls) for cls in kinds)
+
+    def dump(self, records: Iterable[Any]) -> list[Tagged]:
+        out = []
+        for record in records:
+            tag, fields = self._to[type(record)]
+            out.append((tag, fields(record)))
+        return out
+
+    def load(self, tagged: Iterable[Tagged]) -> list[Any]:
+        build = self._from
+        return [build[tag](values) for tag, values in tagged]
 
 
 def from_avro(cls: type[T], datum: dict[str, Any]) -> T:

@@ -12,6 +12,7 @@ import pytest
 from streams.contracts.records import (
     LeadSubmitted,
     Referrer,
+    TaggedFields,
     record_builder,
     record_fields,
     record_from_fields,
@@ -70,3 +71,11 @@ def test_an_optional_nested_record_has_no_field_tuple() -> None:
 
     with pytest.raises(TypeError, match="optional record"):
         record_fields(Holder)
+
+
+def test_a_mixed_batch_crosses_tagged_and_comes_back_in_order() -> None:
+    records = sample_records()
+    tagged = TaggedFields(tuple(dict.fromkeys(type(r) for r in records)))
+    crossed = pickle.loads(pickle.dumps(tagged.dump(records)))
+    assert [tagged.kinds[tag] for tag, _ in crossed] == [type(r) for r in records]
+    assert tagged.load(crossed) == records
