@@ -111,7 +111,7 @@ def test_unknown_topic_and_non_json_lines() -> None:
 
 
 @pytest.mark.parametrize("record", sample_records(), ids=lambda r: type(r).__name__)
-def test_a_compiled_line_is_what_the_json_encoder_writes(record: object) -> None:
+def test_jsonl_a_compiled_line_is_what_the_json_encoder_writes(record: object) -> None:
     codec = JsonlCodec()
     assert codec.format(record) == codec.format_generic(record)  # type: ignore[arg-type]
 
@@ -125,7 +125,7 @@ _TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=12)
     sources=st.lists(_TEXT, max_size=3),
     at=st.integers(-(10**12), 4 * 10**12),
 )
-def test_compiled_lines_quote_any_text_and_time_as_the_encoder_does(
+def test_jsonl_compiled_lines_quote_any_text_and_time_as_the_encoder_does(
     lead_id: str, cause: str | None, sources: list[str], at: int
 ) -> None:
     codec = JsonlCodec()
