@@ -163,9 +163,17 @@ logger.state.level = WARN
 """
 
 
-def _cluster_id() -> str:
-    # Kafka cluster ids are 16 random bytes in URL-safe base64 without padding.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+def cluster_id() -> str:
+    """A new KRaft cluster id: 16 random bytes in URL-safe base64 without padding.
+
+    Like Kafka's own `Uuid.randomUuid`, never one that begins with `-`: a command line would
+    read it as an option. `_format_storage` also passes it as `--cluster-id=...`, which reads
+    any id as a value.
+    """
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
 
 
 def _java(libs: Path, cfg: BrokerConfig, main: str, *args: str) -> list[str]:
@@ -254,7 +262,7 @@ def log_tail(cfg: BrokerConfig, lines: int = 60) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _format_storage(libs: Path, cfg: BrokerConfig) -> None:
+def _format_storage(libs: Path, cfg: BrokerConfig, cluster: str | None = None) -> None:
     if (cfg.data_dir / "meta.properties").exists():
         return
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
@@ -263,8 +271,7 @@ def _format_storage(libs: Path, cfg: BrokerConfig) -> None:
         cfg,
         "kafka.tools.StorageTool",
         "format",
-        "-t",
-        _cluster_id(),
+        f"--cluster-id={cluster or cluster_id()}",
         "-c",
         str(cfg.home / "server.properties"),
         "--ignore-formatted",

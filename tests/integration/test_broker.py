@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -150,3 +151,25 @@ def test_broker_up_is_idempotent_and_survives_a_killed_run(kafka_bootstrap: str)
         assert started
     finally:
         broker.down(cfg)
+
+
+def test_storage_formats_with_a_cluster_id_that_begins_with_a_dash(
+    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One random id in 64 begins with `-`: the format command must read it as a value."""
+    libs = broker.fetch_jars()  # the session broker fetched them; the scratch broker reuses them
+    monkeypatch.setenv("REFERRAL_CACHE_DIR", str(tmp_path))
+    cfg = broker.BrokerConfig(port=1, controller_port=2)  # never started: ports unused
+    cfg.home.mkdir(parents=True)
+    (cfg.home / "server.properties").write_text(broker._server_properties(cfg))
+    cluster = "-" + broker.cluster_id()[1:]
+    broker._format_storage(libs, cfg, cluster)
+    meta = (cfg.data_dir / "meta.properties").read_text()
+    assert f"cluster.id={cluster}\n" in meta
+
+
+def test_new_cluster_ids_never_begin_with_a_dash() -> None:
+    ids = {broker.cluster_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    assert not any(i.startswith("-") for i in ids)
+    assert all(len(i) == 22 for i in ids)
