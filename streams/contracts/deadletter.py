@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from streams.contracts.records import DeadLetter
+
+# A dead letter must always fit on its topic (1 MiB by default, headers and key included):
+# a longer bad value is kept up to here, its length and digest in the message.
+MAX_VALUE_BYTES = 256 * 1024
 
 
 def dead_letter(
@@ -16,6 +22,13 @@ def dead_letter(
     now_ms: int,
 ) -> DeadLetter:
     """The record to publish on the dead-letter topic for `error` raised by this input."""
+    message = str(error)[:2000]
+    if value is not None and len(value) > MAX_VALUE_BYTES:
+        digest = hashlib.sha256(value).hexdigest()
+        message += (
+            f" [value of {len(value)} bytes cut to its first {MAX_VALUE_BYTES}; sha256 {digest}]"
+        )
+        value = value[:MAX_VALUE_BYTES]
     return DeadLetter(
         source_topic=topic,
         source_partition=partition,
@@ -23,6 +36,6 @@ def dead_letter(
         key=key,
         value=value,
         error_class=type(error).__name__,
-        error_message=str(error)[:2000],
+        error_message=message,
         dead_lettered_at=now_ms,
     )
