@@ -35,6 +35,39 @@ def _kafka(args: argparse.Namespace) -> int:
     return 0
 
 
+def _faults(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+    import time
+    from pathlib import Path
+
+    from streams.faults import FaultPlan, run_faults
+
+    cfg = broker.BrokerConfig.from_env(args.port)
+    try:
+        bootstrap, _ = broker.up(cfg)
+    except broker.BrokerError as exc:
+        print(f"referral-rewards faults: {exc}", file=sys.stderr)
+        return 1
+    plan = FaultPlan(
+        events=args.events,
+        kills=args.kills,
+        feed_seconds=args.feed_seconds,
+        broker_restart_at=None if args.no_broker_restart else 0.5,
+        max_rewards=args.max_rewards,
+        seed=args.seed,
+    )
+    folder = broker.cache_dir() / "faults" / time.strftime("%Y%m%d-%H%M%S")
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"worker logs in {folder}")
+    report = asyncio.run(run_faults(bootstrap, plan, broker_cfg=cfg, folder=folder))
+    for line in report.lines():
+        print(line)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.as_json(), indent=2) + "\n")
+    return 0 if report.ok else 1
+
+
 def _schemas(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -233,7 +266,7 @@ def add_log_options(parser: argparse.ArgumentParser, *, terms: bool = True) -> N
 def _worker_settings(args: argparse.Namespace) -> Settings:
     from pathlib import Path
 
-    from streams.app.settings import ClockMode, Guarantee, Settings
+    from streams.app.settings import ClockMode, Settings
 
     return Settings(
         bootstrap=args.bootstrap,
@@ -247,8 +280,10 @@ def _worker_settings(args: argparse.Namespace) -> Settings:
         topic_prefix=args.topic_prefix,
         clock=ClockMode(args.clock),
         tick_interval_s=args.tick_interval,
-        guarantee=Guarantee(args.guarantee),
         commit_interval_s=args.commit_interval,
+        session_timeout_s=args.session_timeout,
+        batch_size=args.batch_size,
+        batch_wait_s=args.batch_wait,
         log_level=args.log_level,
     )
 
@@ -290,12 +325,14 @@ def add_worker_options(parser: argparse.ArgumentParser) -> None:
            choices=["wall", "events"])  # fmt: skip
     option("--tick-interval", "tick_interval_s", "1.0", "seconds between clock records",
            type=float)  # fmt: skip
-    option("--guarantee", "guarantee", "at_least_once",
-           "Faust processing guarantee; rewards are deduplicated by state either way "
-           "(exactly_once is experimental: see README)",
-           choices=["exactly_once", "at_least_once"])  # fmt: skip
     option("--commit-interval", "commit_interval_s", "2.8",
            "seconds between offset commits", type=float)  # fmt: skip
+    option("--session-timeout", "session_timeout_s", "10",
+           "seconds before a silent worker's partitions move", type=float)  # fmt: skip
+    option("--batch-size", "batch_size", "500",
+           "most events an agent takes through the rules in one round", type=int)  # fmt: skip
+    option("--batch-wait", "batch_wait_s", "0.05",
+           "seconds an agent waits to fill a round", type=float)  # fmt: skip
     option("--log-level", "log_level", "info", "worker log level")
 
 
@@ -394,6 +431,19 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.add_argument("--port", type=int, default=None, help="default $KAFKA_PORT or 9092")
     kafka.add_argument("--fresh", action="store_true", help="wipe the broker's data first")
     kafka.set_defaults(handler=_kafka)
+
+    faults = commands.add_parser(
+        "faults", help="kill -9 workers and the broker under load, then verify (make faults)"
+    )
+    faults.add_argument("--events", type=int, default=20_000, help="scenario events to feed")
+    faults.add_argument("--kills", type=int, default=10, help="worker SIGKILLs during the feed")
+    faults.add_argument("--feed-seconds", type=float, default=90.0, help="how long the feed lasts")
+    faults.add_argument("--no-broker-restart", action="store_true", help="leave the broker be")
+    faults.add_argument("--max-rewards", type=int, default=None, help="a lower cap than 50")
+    faults.add_argument("--seed", type=int, default=1, help="scenario and fault schedule seed")
+    faults.add_argument("--port", type=int, default=None, help="local broker port ($KAFKA_PORT)")
+    faults.add_argument("--json", default=None, help="write the report as JSON to this file")
+    faults.set_defaults(handler=_faults)
 
     schemas = commands.add_parser("schemas", help="the Avro contracts in schemas/")
     schemas.add_argument("action", choices=["check"])

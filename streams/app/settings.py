@@ -15,11 +15,6 @@ class ClockMode(StrEnum):
     EVENTS = "events"  # only event times and explicit clock records move the clock
 
 
-class Guarantee(StrEnum):
-    EXACTLY_ONCE = "exactly_once"
-    AT_LEAST_ONCE = "at_least_once"
-
-
 @dataclass(frozen=True)
 class Topics:
     """Every topic name the worker uses; `prefix` namespaces a whole deployment (or a test)."""
@@ -87,8 +82,10 @@ class Settings:
     topic_prefix: str = ""
     clock: ClockMode = ClockMode.WALL
     tick_interval_s: float = 1.0
-    guarantee: Guarantee = Guarantee.AT_LEAST_ONCE
     commit_interval_s: float = 2.8
+    session_timeout_s: float = 10.0  # a silent worker's partitions move after this long
+    batch_size: int = 500  # events an agent takes through the rules in one round
+    batch_wait_s: float = 0.05  # how long a round waits to fill
     log_level: str = "info"
 
     @property
@@ -118,8 +115,10 @@ ENV = {
     "topic_prefix": "REFERRAL_TOPIC_PREFIX",
     "clock": "REFERRAL_CLOCK",
     "tick_interval_s": "REFERRAL_TICK_INTERVAL",
-    "guarantee": "REFERRAL_GUARANTEE",
     "commit_interval_s": "REFERRAL_COMMIT_INTERVAL",
+    "session_timeout_s": "REFERRAL_SESSION_TIMEOUT",
+    "batch_size": "REFERRAL_BATCH_SIZE",
+    "batch_wait_s": "REFERRAL_BATCH_WAIT",
     "log_level": "REFERRAL_LOG_LEVEL",
 }
 

@@ -7,28 +7,35 @@
 
 Every step's state has exactly one writer: the agent that owns the journal partition its key
 hashes to. Journals record, per partition, each message in the order it was applied, clock
-records included, so replaying them reproduces every output. All output goes through
-`_publish`, the one step that can become transactional (Faust's own exactly_once groups sends
-by destination partition, see README); rewards are safe without it because reward ids are
-derived from the lead and every step dedupes by state.
+records included, so replaying them reproduces every output. Every agent works in batches
+(streams.app.staging): the batch's outputs are acknowledged by the broker before its state is
+written, and its state before its offsets are acked, so a worker killed at any moment loses
+nothing; what it redoes gives the same records again (ids derived from the lead, steps
+deduping by state).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, MutableMapping
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from functools import partial
+from typing import Any, NamedTuple, TypeVar
 
 import faust
 from aiokafka.partitioner import murmur2
-from faust.types import EventT, StreamT
+from faust.types import TP, EventT, StreamT
 
+from streams.app.continuity import Continuity, install_commit_point
+from streams.app.fault_points import FaultPoints
 from streams.app.journal import JOURNALS, JournalError, decode_message, encode_message
 from streams.app.metrics import Metrics
 from streams.app.settings import ClockMode, Settings
+from streams.app.staging import StagedTable, as_current
 from streams.contracts import (
     AvroCodec,
     ClockAdvanced,
@@ -66,7 +73,8 @@ RAW: dict[str, Any] = {
     "value_serializer": "raw",
 }
 CLOSED_STATUSES = {DecisionStatus.GRANTED, DecisionStatus.REJECTED}
-Handler = Callable[[EventT[Any]], Awaitable[list[Emit]]]
+Handler = Callable[[EventT[Any]], list["Outgoing"]]
+EXIT_UNDELIVERED = 75  # EX_TEMPFAIL: a supervisor restarts the worker, and the batch comes again
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -80,38 +88,23 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class StateTable(MutableMapping[str, S]):
-    """A Faust table of encoded state values, seen as a mapping of str keys to state."""
+def state_table(table: Any, cls: type[S]) -> StagedTable[S]:
+    """A Faust table of encoded states, seen as staged str -> state."""
+    return StagedTable(table, partial(decode_state, cls), encode_state)
 
-    def __init__(self, table: Any, cls: type[S]) -> None:
-        self.table = table
-        self.cls = cls
 
-    def __getitem__(self, key: str) -> S:
-        data = self.table.get(key.encode())
-        if data is None:
-            raise KeyError(key)
-        return decode_state(self.cls, data)
+def raw_table(table: Any) -> StagedTable[bytes]:
+    """A Faust table of bytes values (clocks, read models), seen as staged str -> bytes."""
+    return StagedTable(table, bytes, bytes)
 
-    def get(self, key: str, default: Any = None) -> Any:
-        data = self.table.get(key.encode())
-        return default if data is None else decode_state(self.cls, data)
 
-    def __setitem__(self, key: str, value: S) -> None:
-        self.table[key.encode()] = encode_state(value)
+class Outgoing(NamedTuple):
+    """One record to produce: where it goes, and the bytes."""
 
-    def __delitem__(self, key: str) -> None:
-        del self.table[key.encode()]
-
-    def __iter__(self) -> Iterator[str]:
-        return (key.decode() for key in self.table)
-
-    def __len__(self) -> int:
-        return len(self.table)
-
-    def items(self) -> Iterator[tuple[str, S]]:  # type: ignore[override]
-        for key, data in self.table.items():
-            yield key.decode(), decode_state(self.cls, data)
+    topic: Any  # a Faust topic
+    key: bytes | None
+    value: bytes
+    partition: int | None = None
 
 
 class ReferralWorker:
@@ -123,6 +116,7 @@ class ReferralWorker:
         self.codec = AvroCodec()
         self.jsonl = JsonlCodec()  # formatters are compiled once per topic and instance
         self.metrics = Metrics()
+        self.faults = FaultPoints.from_env()
         self.partitions = settings.partitions
         self.app = faust.App(
             settings.app_id,
@@ -131,7 +125,9 @@ class ReferralWorker:
             datadir=str(settings.state_dir),
             topic_partitions=settings.partitions,
             topic_replication_factor=settings.replication,
-            processing_guarantee=settings.guarantee.value,
+            # Crash consistency comes from the batch rounds (streams.app.staging), not from
+            # Faust's transactions, which pick a producer by destination partition.
+            processing_guarantee="at_least_once",
             web_enabled=True,
             web_port=settings.web_port,
             web_bind=settings.web_host,
@@ -140,10 +136,19 @@ class ReferralWorker:
             producer_acks=-1,
             table_standby_replicas=0,
             broker_commit_interval=settings.commit_interval_s,
+            # A killed worker's partitions move after this long, not Faust's 60 s.
+            broker_session_timeout=settings.session_timeout_s,
+            broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 4),
         )
+        self.faults.flush = self._flush_producer
         self._shards: dict[int, LeadShard] = {}
+        self.continuity = Continuity(
+            self._start_offsets, self._gap_is_empty, lambda: self.app.consumer
+        )
+        self._reading = asyncio.Lock()  # our consumer reads one partition range at a time
+        install_commit_point()  # every agent goes through the continuity guard
         self._timers_by_partition: dict[int, list[tuple[int, str]]] | None = None
-        self._lag_clients: tuple[Any, Any] | None = None
+        self._kafka_clients: tuple[Any, Any] | None = None
         self._build_topics()
         self._build_tables()
         self._build_agents()
@@ -184,7 +189,12 @@ class ReferralWorker:
         self.referrer_table = self._table("referrers")
         self.lead_history = self._table("lead-history")
         self.referrer_leads = self._table("referrer-leads")
-        self.leads = StateTable(self.lead_table, LeadState)
+        # What the agents read and write: staged until their batch's outputs are acknowledged.
+        self.leads = state_table(self.lead_table, LeadState)
+        self.clocks = raw_table(self.clock_table)
+        self.referrers = state_table(self.referrer_table, ReferrerState)
+        self.histories = raw_table(self.lead_history)
+        self.open_leads = raw_table(self.referrer_leads)
 
     def topic_specs(self) -> list[TopicSpec]:
         """Every topic the worker needs, with the partition count co-partitioning requires."""
@@ -208,33 +218,58 @@ class ReferralWorker:
 
     # -- the one output step -------------------------------------------------------------
 
-    async def _publish(self, emits: Iterable[Emit]) -> None:
-        """Send every output and internal message: the one place the rules' results leave."""
+    def _outgoing(self, emits: Iterable[Emit]) -> list[Outgoing]:
+        """The records the rules' results become: the one place they turn into Kafka records."""
+        out: list[Outgoing] = []
         lead_journal = self.journals[Route.LEAD]
         for emit in emits:
             if isinstance(emit, Send):
                 value = encode_message(emit.message)
                 if isinstance(emit.message, ClockTick):
                     # A clock record moves every lead shard: one copy per partition.
-                    for partition in range(self.partitions):
-                        await lead_journal.send(value=value, partition=partition)
+                    out.extend(
+                        Outgoing(lead_journal, None, value, partition)
+                        for partition in range(self.partitions)
+                    )
                 else:
-                    await self.journals[emit.route].send(key=emit.key.encode(), value=value)
+                    out.append(Outgoing(self.journals[emit.route], emit.key.encode(), value))
             elif isinstance(emit, RewardGranted):
-                await self.rewards_topic.send(
-                    key=emit.referrer_id.encode(), value=self.codec.encode_record(emit)
-                )
+                value = self.codec.encode_record(emit)
+                out.append(Outgoing(self.rewards_topic, emit.referrer_id.encode(), value))
                 self.metrics.rewards_granted += 1
                 if now_ms() > emit.due_by:
                     self.metrics.overdue_grants += 1
-                    log.warning("reward for lead %s emitted after its due_by", emit.lead_id)
             else:
-                await self.decisions_topic.send(
-                    key=emit.lead_id.encode(), value=self.codec.encode_record(emit)
-                )
+                value = self.codec.encode_record(emit)
+                out.append(Outgoing(self.decisions_topic, emit.lead_id.encode(), value))
                 self.metrics.decisions[emit.status.value] += 1
+        return out
 
-    async def _dead_letter(self, event: EventT[Any], error: BaseException) -> None:
+    async def _flush_producer(self) -> None:
+        await self.app.producer.flush()
+
+    async def _deliver(self, outgoing: list[Outgoing]) -> None:
+        """Send a batch's records and wait until the broker has acknowledged every one.
+
+        The producer retries on its own (a broker that is away for a while delays this, and
+        the batch with it). A record it gives up on stops the worker at once, before the
+        batch's state is written or its offsets acked: the batch comes again after the restart.
+        """
+        if not outgoing:
+            return
+        try:
+            pending = [
+                await record.topic.send(
+                    key=record.key, value=record.value, partition=record.partition
+                )
+                for record in outgoing
+            ]
+            await asyncio.gather(*pending)
+        except Exception:
+            log.critical("could not deliver a batch's outputs: stopping", exc_info=True)
+            os._exit(EXIT_UNDELIVERED)
+
+    def _dead_letter(self, event: EventT[Any], error: BaseException) -> Outgoing:
         message = event.message
         record = dead_letter(
             topic=message.topic,
@@ -253,22 +288,49 @@ class ReferralWorker:
             message.offset,
             record.error_message,
         )
-        await self.dead_letter_topic.send(key=message.key, value=self.codec.encode_record(record))
+        return Outgoing(self.dead_letter_topic, message.key, self.codec.encode_record(record))
 
-    def _agent(self, topic: Any, name: str, handle: Handler) -> None:
-        """An agent (concurrency 1, faust-streaming #606) applying `handle` to each event;
-        whatever `handle` raises sends the event to the dead letters, never stops the worker."""
+    def _agent(
+        self,
+        topic: Any,
+        name: str,
+        handle: Handler,
+        tables: Sequence[StagedTable[Any]] = (),
+        on_failure: Callable[[EventT[Any]], None] | None = None,
+    ) -> None:
+        """An agent (concurrency 1, faust-streaming #606) applying `handle` to batches of
+        events (streams.app.staging): outputs acknowledged first, then state, then offsets.
+
+        Whatever `handle` raises sends the event to the dead letters with none of its writes,
+        never stops the worker.
+        """
+        batch_size, within = self.settings.batch_size, self.settings.batch_wait_s
 
         async def agent(stream: StreamT[Any]) -> AsyncIterator[None]:
-            async for event in stream.events():
-                try:
-                    emits = await handle(event)
-                except Exception as exc:
-                    if not isinstance(exc, CodecError):
-                        log.exception("processing %s failed", event.message.topic)
-                    await self._dead_letter(event, exc)
-                else:
-                    await self._publish(emits)
+            batches = stream.take_events(batch_size, within=within)  # type: ignore[attr-defined]
+            async for events in batches:
+                outgoing: list[Outgoing] = []
+                for event in await self.continuity.admit(events):
+                    with as_current(event):
+                        try:
+                            outgoing.extend(handle(event))
+                        except Exception as exc:
+                            for table in tables:
+                                table.drop()
+                            if on_failure is not None:
+                                on_failure(event)
+                            if not isinstance(exc, CodecError):
+                                log.exception("processing %s failed", event.message.topic)
+                            outgoing.append(self._dead_letter(event, exc))
+                        else:
+                            for table in tables:
+                                table.keep(event)
+                await self.faults.reached(name, "computed")
+                await self._deliver(outgoing)
+                await self.faults.reached(name, "delivered")
+                for table in tables:
+                    table.commit()
+                await self.faults.reached(name, "stored")
                 yield None
 
         self.app.agent(topic, name=name, concurrency=1)(agent)
@@ -277,36 +339,46 @@ class ReferralWorker:
 
     def _build_agents(self) -> None:
         self._agent(self.input_topic, "ingest", self._ingest)
-        self._agent(self.journals[Route.LEAD], "leads", self._lead)
-        keyed: list[tuple[Route, Any, type[Any], Callable[[Any, Any], Any]]] = [
-            (Route.ACCOUNT, self.account_table, AccountState, account_step),
-            (Route.REFEREE, self.referee_table, RefereeState, referee_step),
-            (Route.REFERRER, self.referrer_table, ReferrerState, referrer_step),
+        self._agent(
+            self.journals[Route.LEAD],
+            "leads",
+            self._lead,
+            (self.leads, self.clocks),
+            self._forget_shard,
+        )
+        keyed: list[tuple[Route, StagedTable[Any], Callable[[Any, Any], Any]]] = [
+            (Route.ACCOUNT, state_table(self.account_table, AccountState), account_step),
+            (Route.REFEREE, state_table(self.referee_table, RefereeState), referee_step),
+            (Route.REFERRER, self.referrers, referrer_step),
         ]
-        for route, table, cls, step in keyed:
-            self._agent(
-                self.journals[route], route.value, self._keyed(StateTable(table, cls), step)
-            )
-        self._agent(self.decisions_topic, "lead-history", self._record_decision)
-        self._agent(self.referrer_view_topic, "referrer-view", self._record_referrer_view)
+        for route, states, step in keyed:
+            self._agent(self.journals[route], route.value, self._keyed(states, step), (states,))
+        self._agent(self.decisions_topic, "lead-history", self._record_decision, (self.histories,))
+        self._agent(
+            self.referrer_view_topic,
+            "referrer-view",
+            self._record_referrer_view,
+            (self.open_leads,),
+        )
 
         @self.app.on_partitions_revoked.connect
         async def forget_shards(*_: Any, **__: Any) -> None:
             # rebuilt from the tables for the partitions that come next
             self._shards.clear()
             self._timers_by_partition = None
+            self.continuity.forget()
 
-    async def _ingest(self, event: EventT[Any]) -> list[Emit]:
+    def _ingest(self, event: EventT[Any]) -> list[Outgoing]:
         message = event.message
         contract = self.settings.topics.inputs[message.topic]
         kafka_ms = int(message.timestamp * 1000) if message.timestamp else None
         record = self.codec.decode_record(contract, event.value, kafka_timestamp_ms=kafka_ms)
         self.metrics.events[contract] += 1
         if isinstance(record, ClockAdvanced):
-            return [Send(Route.LEAD, "", ClockTick(record.at))]
+            return self._outgoing([Send(Route.LEAD, "", ClockTick(record.at))])
         if not isinstance(record, InputEvent):
             raise CodecError(f"{type(record).__name__} is not an input event")
-        return [route_of(record)]
+        return self._outgoing([route_of(record)])
 
     def _shard(self, partition: int) -> LeadShard:
         shard = self._shards.get(partition)
@@ -318,14 +390,20 @@ class ReferralWorker:
                     self._timers_by_partition[partition_of(lead_id, self.partitions)].append(
                         (due, lead_id)
                     )
-            stored = self.clock_table.get(str(partition).encode())
+            stored = self.clocks.get(str(partition))
             shard = LeadShard(self.programme, self.leads, int(stored) if stored else None)
             count = shard.rebuild_timers(self._timers_by_partition.pop(partition, []))
             log.info("lead shard %d: clock %s, %d timers", partition, shard.clock, count)
             self._shards[partition] = shard
         return shard
 
-    async def _lead(self, event: EventT[Any]) -> list[Emit]:
+    def _forget_shard(self, event: EventT[Any]) -> None:
+        """A lead message failed half-way: its shard's clock and timers are rebuilt from the
+        tables, which hold none of its writes."""
+        self._shards.pop(event.message.partition, None)
+        self._timers_by_partition = None
+
+    def _lead(self, event: EventT[Any]) -> list[Outgoing]:
         partition = event.message.partition
         message = decode_message(event.value)
         if not isinstance(message, ShardMessage):
@@ -334,11 +412,11 @@ class ReferralWorker:
         before = shard.clock
         emits = shard.handle(message)
         if shard.clock != before:
-            self.clock_table[str(partition).encode()] = str(shard.clock).encode()
-        return emits
+            self.clocks[str(partition)] = str(shard.clock).encode()
+        return self._outgoing(emits)
 
-    def _keyed(self, states: StateTable[Any], step: Callable[[Any, Any], Any]) -> Handler:
-        async def handle(event: EventT[Any]) -> list[Emit]:
+    def _keyed(self, states: StagedTable[Any], step: Callable[[Any, Any], Any]) -> Handler:
+        def handle(event: EventT[Any]) -> list[Outgoing]:
             if not isinstance(event.key, bytes):
                 raise JournalError("a journal record without a key")
             key = event.key.decode()
@@ -346,39 +424,40 @@ class ReferralWorker:
             after, emits = step(before, decode_message(event.value))
             if after != before:
                 states[key] = after
-            return list(emits)
+            return self._outgoing(emits)
 
         return handle
 
     # -- read models for the queries (projections of the output topics) --------------------
 
-    async def _record_decision(self, event: EventT[Any]) -> list[Emit]:
+    def _record_decision(self, event: EventT[Any]) -> list[Outgoing]:
         """lead-history: each lead's decisions in order; and the referrer's view of its leads."""
         decision = self.codec.decode_record("referral-decisions", event.value)
         if not isinstance(decision, ReferralDecision):
             raise CodecError("not a referral decision")
         value = self.jsonl.value(decision)
-        history: list[dict[str, Any]] = json.loads(self.lead_history.get(event.key) or b"[]")
+        key = decision.lead_id
+        history: list[dict[str, Any]] = json.loads(self.histories.get(key) or b"[]")
         if value not in history:  # a redelivered decision is recorded once
             history.append(value)
-            self.lead_history[event.key] = json.dumps(history).encode()
+            self.histories[key] = json.dumps(history).encode()
         # Re-keyed by referrer, as received: the referrer's view needs its own partition.
-        await self.referrer_view_topic.send(key=decision.referrer_id.encode(), value=event.value)
-        return []
+        return [Outgoing(self.referrer_view_topic, decision.referrer_id.encode(), event.value)]
 
-    async def _record_referrer_view(self, event: EventT[Any]) -> list[Emit]:
+    def _record_referrer_view(self, event: EventT[Any]) -> list[Outgoing]:
         """referrer-leads: a referrer's leads that are still open, with their status."""
         decision = self.codec.decode_record("referral-decisions", event.value)
         if not isinstance(decision, ReferralDecision):
             raise CodecError("not a referral decision")
         if decision.reason is RejectionReason.DUPLICATE_LEAD:
             return []  # someone else's duplicate submission is not one of this referrer's leads
-        view = json.loads(self.referrer_leads.get(event.key) or b"{}")
+        key = decision.referrer_id
+        view = json.loads(self.open_leads.get(key) or b"{}")
         if decision.status in CLOSED_STATUSES:
             view.pop(decision.lead_id, None)
         else:
             view[decision.lead_id] = decision.status.value
-        self.referrer_leads[event.key] = json.dumps(view, sort_keys=True).encode()
+        self.open_leads[key] = json.dumps(view, sort_keys=True).encode()
         return []
 
     # -- queries -------------------------------------------------------------------------
@@ -397,8 +476,10 @@ class ReferralWorker:
         @app.page("/referrers/{referrer_id}")
         @app.table_route(table=self.referrer_table, match_info="referrer_id")
         async def referrer_view(web: Any, request: Any, referrer_id: str) -> Any:
+            # The tables as committed: what is staged may still be recomputed after a crash.
             key = referrer_id.encode()
-            state = StateTable(self.referrer_table, ReferrerState).get(referrer_id)
+            stored = self.referrer_table.get(key)
+            state = None if stored is None else decode_state(ReferrerState, stored)
             open_leads = json.loads(self.referrer_leads.get(key) or b"null")
             if state is None and open_leads is None:
                 return web.json({"error": f"unknown referrer {referrer_id}"}, status=404)
@@ -434,16 +515,16 @@ class ReferralWorker:
     # -- the clock -----------------------------------------------------------------------
 
     def _build_clock(self) -> None:
-        if self.settings.clock is not ClockMode.WALL:
-            return
-
         @self.app.on_before_shutdown.connect
-        async def close_lag_clients(*_: Any, **__: Any) -> None:
-            if self._lag_clients is not None:
-                admin, consumer = self._lag_clients
-                self._lag_clients = None
+        async def close_clients(*_: Any, **__: Any) -> None:
+            if self._kafka_clients is not None:
+                admin, consumer = self._kafka_clients
+                self._kafka_clients = None
                 await consumer.stop()
                 await admin.close()
+
+        if self.settings.clock is not ClockMode.WALL:
+            return
 
         @self.app.timer(interval=self.settings.tick_interval_s, on_leader=True)  # type: ignore[untyped-decorator]
         async def tick() -> None:
@@ -453,7 +534,7 @@ class ReferralWorker:
             lag = await self._pipeline_lag()
             if lag is None or lag > 0:
                 return
-            await self._publish([Send(Route.LEAD, "", ClockTick(now_ms()))])
+            await self._deliver(self._outgoing([Send(Route.LEAD, "", ClockTick(now_ms()))]))
             self.metrics.ticks += 1
 
     async def _pipeline_lag(self) -> int | None:
@@ -462,18 +543,11 @@ class ReferralWorker:
         Journals count too: an invoice reaches its lead through the account journal, and a
         clock record written while it is on its way would overtake it.
         """
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-        from aiokafka.admin import AIOKafkaAdminClient
+        from aiokafka import TopicPartition
 
         names = [*self.settings.topics.inputs, *(self._journal_name(r) for r in Route)]
-        if self._lag_clients is None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap)
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap)
-            await admin.start()
-            await consumer.start()
-            self._lag_clients = (admin, consumer)
-        admin, consumer = self._lag_clients
         try:
+            admin, consumer = await self._clients()
             tps = [TopicPartition(n, p) for n in names for p in range(self.partitions)]
             committed = await admin.list_consumer_group_offsets(self.settings.app_id)
             ends = await consumer.end_offsets(tps)
@@ -486,6 +560,55 @@ class ReferralWorker:
             done = meta.offset if meta is not None and meta.offset >= 0 else 0
             lag += max(0, ends[tp] - done)
         return lag
+
+    async def _clients(self) -> tuple[Any, Any]:
+        """An admin client and a group-less consumer of our own, for offsets and lag."""
+        from aiokafka import AIOKafkaConsumer
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        if self._kafka_clients is None:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap)
+            consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap)
+            await admin.start()
+            await consumer.start()
+            self._kafka_clients = (admin, consumer)
+        return self._kafka_clients
+
+    async def _start_offsets(self, tps: set[TP]) -> dict[TP, int]:
+        """Where the group resumes each partition: its committed offset, else the log start
+        (the consumer's reset policy is earliest)."""
+        from aiokafka import TopicPartition
+
+        admin, consumer = await self._clients()
+        wanted = {TopicPartition(tp.topic, tp.partition): tp for tp in tps}
+        committed = await admin.list_consumer_group_offsets(
+            self.settings.app_id, partitions=list(wanted)
+        )
+        starts: dict[TP, int] = {}
+        missing = []
+        for ak, tp in wanted.items():
+            meta = committed.get(ak)
+            if meta is not None and meta.offset >= 0:
+                starts[tp] = meta.offset
+            else:
+                missing.append(ak)
+        if missing:
+            beginnings = await consumer.beginning_offsets(missing)
+            starts.update({wanted[ak]: offset for ak, offset in beginnings.items()})
+        return starts
+
+    async def _gap_is_empty(self, tp: TP, first: int, end: int) -> bool:
+        """Whether the broker holds no record at offsets first..end-1 of `tp` (markers)."""
+        from aiokafka import TopicPartition
+
+        async with self._reading:
+            _, reader = await self._clients()
+            partition = TopicPartition(tp.topic, tp.partition)
+            reader.assign([partition])
+            reader.seek(partition, first)
+            batch = await reader.getmany(partition, timeout_ms=3000, max_records=1)
+            records = batch.get(partition, [])
+            return bool(records) and records[0].offset >= end
 
     def _lag_samples(self) -> Iterable[tuple[str, dict[str, str], float]]:
         """Per assigned partition: high watermark minus the next offset to read."""

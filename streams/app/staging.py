@@ -1,0 +1,140 @@
+"""State writes held back until the outputs they caused are on the broker (crash consistency).
+
+A step's new state must never become durable before the messages it emitted: a worker killed
+in between would come back to a state that already includes the input, and the redelivered
+input would then emit nothing (the reward lost for good). So every agent works in rounds:
+
+1. it applies a batch of events to the pure core, each under that event's Faust context;
+   writes go to a `StagedTable`, where later events of the batch read them back;
+2. it sends every output of the batch and waits until the broker has acknowledged them all;
+3. only then does it write the staged states to the tables (RocksDB and the changelog), and
+   only after that does Faust ack the events, so no offset is committed ahead of its state.
+
+A crash before 3 leaves the old state: the redelivered batch is recomputed against it and
+gives the same outputs again (identical duplicates, which every step downstream and billing
+dedupe on their ids). A crash after 3 leaves a state whose outputs are already acknowledged.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import Any, Generic, TypeVar
+
+from faust.streams import _current_event
+from faust.types import EventT
+
+S = TypeVar("S")
+_DELETED: Any = object()  # a staged deletion
+
+
+@contextmanager
+def as_current(event: EventT[Any]) -> Iterator[None]:
+    """Run the block as if Faust were processing `event`: tables read and write the partition
+    of its source (tables are co-partitioned with the journals that feed them)."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+class StagedTable(MutableMapping[str, S], Generic[S]):
+    """A Faust table of bytes seen as str -> value, whose writes wait for `commit`.
+
+    Reads see the event's own writes first, then the batch's, then the table. `keep` moves an
+    event's writes into the batch once it was applied; `drop` forgets them when it failed (it
+    goes to the dead letters with no trace in state).
+    """
+
+    def __init__(
+        self, table: Any, decode: Callable[[bytes], S], encode: Callable[[S], bytes]
+    ) -> None:
+        self.table = table
+        self.decode = decode
+        self.encode = encode
+        self._event: dict[str, Any] = {}
+        # key -> (value or _DELETED, the event whose partition holds the key)
+        self._batch: dict[str, tuple[Any, EventT[Any]]] = {}
+
+    def _staged(self, key: str) -> Any:
+        value = self._event.get(key, _DELETED)
+        if value is not _DELETED or key in self._event:
+            return value
+        staged = self._batch.get(key)
+        return staged[0] if staged is not None else None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key in self._event or key in self._batch:
+            value = self._staged(key)
+            return default if value is _DELETED else value
+        data = self.table.get(key.encode())
+        return default if data is None else self.decode(data)
+
+    def __getitem__(self, key: str) -> S:
+        value = self.get(key, _DELETED)
+        if value is _DELETED:
+            raise KeyError(key)
+        result: S = value
+        return result
+
+    def __setitem__(self, key: str, value: S) -> None:
+        self._event[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        if self.get(key, _DELETED) is _DELETED:
+            raise KeyError(key)
+        self._event[key] = _DELETED
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key, _ in self.items())
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.items())
+
+    def items(self) -> Iterator[tuple[str, S]]:  # type: ignore[override]
+        """Every key with its value as staged, the table's keys first (for rebuilds only)."""
+        seen: set[str] = set()
+        for raw_key, data in self.table.items():
+            key = raw_key.decode()
+            seen.add(key)
+            if key in self._event or key in self._batch:
+                value = self._staged(key)
+                if value is not _DELETED:
+                    yield key, value
+            else:
+                yield key, self.decode(data)
+        for key in [*self._batch, *self._event]:
+            if key not in seen:
+                seen.add(key)
+                value = self._staged(key)
+                if value is not _DELETED:
+                    yield key, value
+
+    @property
+    def pending(self) -> int:
+        """Writes staged for the batch."""
+        return len(self._batch)
+
+    def keep(self, event: EventT[Any]) -> None:
+        """The event was applied: its writes join the batch, under its partition."""
+        for key, value in self._event.items():
+            self._batch[key] = (value, event)
+        self._event.clear()
+
+    def drop(self) -> None:
+        """The event failed: forget what it wrote."""
+        self._event.clear()
+
+    def commit(self) -> None:
+        """Write the batch into the table; call only once its outputs are acknowledged."""
+        if self._event:
+            raise RuntimeError("commit with an event's writes neither kept nor dropped")
+        for key, (value, event) in self._batch.items():
+            with as_current(event):
+                if value is _DELETED:
+                    self.table.pop(key.encode(), None)
+                else:
+                    self.table[key.encode()] = self.encode(value)
+        self._batch.clear()
