@@ -1,0 +1,125 @@
+"""Every record of a partition applied, in offset order, from where the group committed.
+
+Faust (faust-streaming 0.15) can hand an agent, right after a rebalance, a partition's records
+starting one past the committed offset, or records of a batch fetched before the rebalance;
+its commit check then lets the offset move past the record that was never applied (its
+"committed" is the next offset to read, and it tolerates a gap of one, or any gap when the
+group had never committed that partition). A record skipped that way is lost for good: an
+invoice that never reaches its lead, a lead never judged.
+
+`Continuity` stands between Faust and the rules: the first record of each partition after an
+assignment must be the one at the group's committed offset (the log start when there is
+none), and each later one the next. A record ahead of that is applied only if the broker
+shows no record between (transaction markers and compaction leave such gaps); otherwise it is
+dropped and the partition sought back to the first record not applied. A record behind the
+expected one (already applied, or committed before the rebalance) and a record of a
+partition no longer assigned are dropped. A dropped record is never acked.
+
+So a partition's acked offsets are exactly the records applied, in order, since the
+committed offset, and `install_commit_point` makes Faust commit one past the last of them,
+never taking offsets it did not see as done (its "gap" merge did that).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from faust.types import TP, EventT
+
+log = logging.getLogger("referral.worker")
+StartOffsets = Callable[[set[TP]], Awaitable[dict[TP, int]]]
+GapIsEmpty = Callable[[TP, int, int], Awaitable[bool]]  # (tp, first, end): no record there
+
+
+def drop(event: EventT[Any], consumer: Any) -> None:
+    """Let Faust forget a record without acking it: its offset is never committed by it."""
+    message = event.message
+    message.acked = True  # Message.ack then records nothing in the consumer
+    consumer._unacked_messages.discard(message)  # nor does a rebalance wait for it
+
+
+class Continuity:
+    def __init__(
+        self, start_offsets: StartOffsets, gap_is_empty: GapIsEmpty, consumer: Callable[[], Any]
+    ) -> None:
+        self.start_offsets = start_offsets
+        self.gap_is_empty = gap_is_empty
+        self.consumer = consumer
+        self._next: dict[TP, int] = {}
+        self._reported: set[tuple[TP, int]] = set()
+        self.sought_back = 0  # partitions sought back after a skip (a metric)
+
+    def forget(self) -> None:
+        """After a revocation: the next assignment starts again from committed offsets."""
+        self._next.clear()
+        self._reported.clear()
+
+    async def admit(self, events: Iterable[EventT[Any]]) -> list[EventT[Any]]:
+        """The events to apply, in order; the others are dropped and, after a skip, the
+        partition is sought back to the first record not applied."""
+        consumer = self.consumer()
+        assigned = consumer.assignment()
+        batch = list(events)
+        unknown = {e.message.tp for e in batch if e.message.tp not in self._next}
+        if unknown:
+            try:
+                self._next.update(await self.start_offsets(unknown))
+            except Exception as exc:
+                # Their records are dropped unapplied; the next batch asks again and seeks back.
+                log.warning("committed offsets unknown (%s): asking again", exc)
+        admitted: list[EventT[Any]] = []
+        seek: dict[TP, int] = {}
+        for event in batch:
+            tp, offset = event.message.tp, event.message.offset
+            expected = self._next.get(tp)
+            if tp not in assigned or expected is None or offset < expected or tp in seek:
+                drop(event, consumer)
+            elif offset == expected or await self._empty(tp, expected, offset):
+                admitted.append(event)
+                self._next[tp] = offset + 1
+            else:
+                drop(event, consumer)
+                seek[tp] = expected
+                if (tp, expected) not in self._reported:
+                    self._reported.add((tp, expected))
+                    log.warning(
+                        "%s[%d]: offset %d came before %d was applied; seeking back to %d",
+                        tp.topic,
+                        tp.partition,
+                        offset,
+                        expected,
+                        expected,
+                    )
+        for tp, offset in seek.items():
+            self.sought_back += 1
+            await consumer.seek(tp, offset)
+        return admitted
+
+    async def _empty(self, tp: TP, first: int, end: int) -> bool:
+        try:
+            return await self.gap_is_empty(tp, first, end)
+        except Exception as exc:  # unknown: seek back, which is always safe
+            log.warning("could not read %s[%d] %d..%d (%s)", *tp, first, end - 1, exc)
+            return False
+
+
+def _commit_point(consumer: Any, tp: TP) -> int | None:
+    """Faust's `Consumer._new_offset` for agents behind `Continuity`: one past the last
+    offset acked, since every acked offset of the assignment was applied, in order."""
+    consumer._gap.pop(tp, None)  # offsets never seen are never taken as done
+    acked = consumer._acked[tp]
+    if not acked:
+        return None
+    offset: int = max(acked) + 1
+    acked.clear()
+    consumer._acked_index[tp].clear()
+    return offset
+
+
+def install_commit_point() -> None:
+    """Make every Faust consumer of this process commit by `_commit_point` (idempotent)."""
+    from faust.transport.consumer import Consumer
+
+    Consumer._new_offset = _commit_point  # type: ignore[assignment]

@@ -1,0 +1,122 @@
+"""R13 across rebalances: every record of a partition is applied, in order, from the group's
+committed offset, whatever Faust hands the agent (streams.app.continuity)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from faust.types import TP
+
+from streams.app.continuity import Continuity, _commit_point
+
+TOPIC = TP("invoice-paid", 3)
+
+
+class Message:
+    def __init__(self, tp: TP, offset: int) -> None:
+        self.tp, self.offset, self.acked = tp, offset, False
+
+
+class Event:
+    def __init__(self, tp: TP, offset: int) -> None:
+        self.message = Message(tp, offset)
+
+
+class Consumer:
+    def __init__(self, *assigned: TP) -> None:
+        self.assigned = set(assigned)
+        self.sought: list[tuple[TP, int]] = []
+        self._unacked_messages: set[Any] = set()
+
+    def assignment(self) -> set[TP]:
+        return self.assigned
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        self.sought.append((tp, offset))
+
+
+def guard(
+    consumer: Consumer, committed: dict[TP, int], empty: frozenset[int] = frozenset()
+) -> Continuity:
+    """`empty`: offsets holding no record (transaction markers) on the broker."""
+
+    async def starts(tps: set[TP]) -> dict[TP, int]:
+        return {tp: committed[tp] for tp in tps}
+
+    async def gap_is_empty(tp: TP, first: int, end: int) -> bool:
+        return all(o in empty for o in range(first, end))
+
+    return Continuity(starts, gap_is_empty, lambda: consumer)
+
+
+def offsets(events: list[Any]) -> list[int]:
+    return [e.message.offset for e in events]
+
+
+async def test_r13_a_record_skipped_after_a_rebalance_is_sought_back_not_lost() -> None:
+    consumer = Consumer(TOPIC)
+    continuity = guard(consumer, {TOPIC: 41})
+    skipped = [Event(TOPIC, 42), Event(TOPIC, 43)]  # Faust started one past the committed
+    assert await continuity.admit(skipped) == []
+    assert consumer.sought == [(TOPIC, 41)]
+    assert all(e.message.acked for e in skipped)  # dropped: Faust records no offset for them
+    again = [Event(TOPIC, o) for o in (41, 42, 43)]
+    assert offsets(await continuity.admit(again)) == [41, 42, 43]
+
+
+async def test_r13_records_behind_the_committed_offset_or_applied_are_dropped() -> None:
+    consumer = Consumer(TOPIC)
+    continuity = guard(consumer, {TOPIC: 10})
+    assert offsets(await continuity.admit([Event(TOPIC, o) for o in (8, 9, 10, 11)])) == [10, 11]
+    assert offsets(await continuity.admit([Event(TOPIC, o) for o in (10, 11, 12)])) == [12]
+    assert consumer.sought == []
+
+
+async def test_r13_records_of_a_partition_no_longer_assigned_are_dropped() -> None:
+    consumer = Consumer()
+    continuity = guard(consumer, {TOPIC: 0})
+    stale = Event(TOPIC, 0)
+    assert await continuity.admit([stale]) == []
+    assert stale.message.acked
+
+
+async def test_a_gap_the_broker_shows_empty_is_accepted() -> None:
+    """Transaction markers take offsets and are never delivered."""
+    consumer = Consumer(TOPIC)
+    continuity = guard(consumer, {TOPIC: 5}, empty=frozenset({6}))
+    assert offsets(await continuity.admit([Event(TOPIC, o) for o in (5, 7, 8)])) == [5, 7, 8]
+    assert consumer.sought == []
+
+
+async def test_r13_a_gap_holding_records_is_never_accepted() -> None:
+    consumer = Consumer(TOPIC)
+    continuity = guard(consumer, {TOPIC: 5}, empty=frozenset({6}))
+    assert offsets(await continuity.admit([Event(TOPIC, 5), Event(TOPIC, 8)])) == [5]
+    assert consumer.sought == [(TOPIC, 6)]  # 7 holds a record: back to 6, not past it
+    assert offsets(await continuity.admit([Event(TOPIC, o) for o in (7, 8)])) == [7, 8]
+
+
+async def test_after_a_revocation_the_next_assignment_starts_from_committed_offsets() -> None:
+    consumer = Consumer(TOPIC)
+    committed = {TOPIC: 3}
+    continuity = guard(consumer, committed)
+    assert offsets(await continuity.admit([Event(TOPIC, 3), Event(TOPIC, 4)])) == [3, 4]
+    continuity.forget()
+    committed[TOPIC] = 9  # another worker had the partition meanwhile
+    assert offsets(await continuity.admit([Event(TOPIC, 5), Event(TOPIC, 9)])) == [9]
+
+
+def test_r13_the_commit_point_is_one_past_the_last_record_applied() -> None:
+    class FaustConsumer:
+        def __init__(self) -> None:
+            self._acked: dict[TP, list[int]] = defaultdict(list)
+            self._acked_index: dict[TP, set[int]] = defaultdict(set)
+            self._gap: dict[TP, object] = {TOPIC: "offsets Faust saw jump over"}
+
+    consumer = FaustConsumer()
+    assert _commit_point(consumer, TOPIC) is None
+    assert TOPIC not in consumer._gap  # never taken as done
+    consumer._acked[TOPIC] = [12, 10, 11, 14]  # 13: a transaction marker
+    assert _commit_point(consumer, TOPIC) == 15
+    assert consumer._acked[TOPIC] == []
