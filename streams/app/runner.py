@@ -5,11 +5,55 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
+from typing import Any
 
 from streams.app.settings import Settings
 from streams.app.topology import ReferralWorker
-from streams.kafka.topics import TopicLayoutError, ensure_topics
+from streams.kafka import outage
+from streams.kafka.topics import TopicLayoutError, TopicSpec, ensure_topics
 from streams.rules import TermsError, load_terms
+
+log = logging.getLogger("referral.worker")
+REMIND_EVERY_S = 60.0
+MAX_BACKOFF_S = 30.0
+
+
+def wait_for_topics(
+    settings: Settings, specs: list[TopicSpec], sleep: Any = time.sleep
+) -> list[str]:
+    """Create or check the topics, waiting for the broker with backoff while it cannot be
+    reached: one line at first, then a reminder a minute (a supervisor need not restart us).
+    A topic layout that breaks co-partitioning is not waited for: it raises at once."""
+    delay, first_failure, said_at = 1.0, None, 0.0
+    while True:
+        try:
+            created = asyncio.run(ensure_topics(settings.bootstrap, specs))
+        except TopicLayoutError:
+            raise
+        except Exception as exc:
+            now = time.monotonic()
+            if first_failure is None:
+                first_failure = said_at = now
+                log.warning(
+                    "cannot reach Kafka at %s (%s); retrying with backoff, a reminder a minute",
+                    settings.bootstrap,
+                    exc or type(exc).__name__,
+                )
+            elif now - said_at >= REMIND_EVERY_S:
+                said_at = now
+                log.warning(
+                    "still cannot reach Kafka at %s after %.0f s (%s)",
+                    settings.bootstrap,
+                    now - first_failure,
+                    exc or type(exc).__name__,
+                )
+            sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF_S)
+            continue
+        if first_failure is not None:
+            log.info("Kafka at %s reached", settings.bootstrap)
+        return created
 
 
 def run_worker(settings: Settings) -> int:
@@ -19,23 +63,24 @@ def run_worker(settings: Settings) -> int:
     except TermsError as exc:
         print(f"referral-rewards worker: {exc}", file=sys.stderr)
         return 2
+    outage.install()
+    logging.getLogger().setLevel(settings.log_level.upper())
     worker = ReferralWorker(settings, programme)
     try:
-        created = asyncio.run(ensure_topics(settings.bootstrap, worker.topic_specs()))
+        created = wait_for_topics(settings, worker.topic_specs())
     except TopicLayoutError as exc:
         print(f"referral-rewards worker: refusing to start: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # the broker is unreachable, most likely
-        print(
-            f"referral-rewards worker: cannot reach Kafka at {settings.bootstrap}: {exc}",
-            file=sys.stderr,
-        )
-        return 2
     if created:
-        logging.getLogger("referral.worker").info("created topics: %s", ", ".join(created))
+        log.info("created topics: %s", ", ".join(created))
     import faust
+
+    class Worker(faust.Worker):
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            outage.install(logger.handlers)  # Faust replaced the handlers: filter its own
 
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     asyncio.set_event_loop(asyncio.new_event_loop())
-    faust.Worker(worker.app, loglevel=settings.log_level).execute_from_commandline()
+    Worker(worker.app, loglevel=settings.log_level).execute_from_commandline()
     return 0  # pragma: no cover  (execute_from_commandline exits the process)

@@ -1,16 +1,17 @@
-"""The worker refuses to start when an existing topic's partitions break co-partitioning."""
+"""Starting a worker: what it refuses (co-partitioning, bad terms) and what it waits for (Kafka)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from streams.faults.processes import ROOT, free_port
 from streams.kafka.topics import TopicSpec, ensure_topics
-from tests.e2e.harness import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -38,3 +39,24 @@ def test_worker_refuses_a_bad_terms_file(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "terms: missing" in done.stderr
+
+
+def test_a_worker_started_before_its_broker_waits_and_says_so_once(tmp_path: Path) -> None:
+    """No crash loop and no storm: one line, then backoff (a reminder comes each minute)."""
+    port = free_port()  # nothing listens there
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams", "worker", "--bootstrap", f"127.0.0.1:{port}",
+             "--data-dir", str(tmp_path), "--web-port", str(free_port())],
+            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+        )  # fmt: skip
+        try:
+            time.sleep(12)
+            assert proc.poll() is None, log.read_text()  # still waiting, not exited
+        finally:
+            proc.kill()
+            proc.wait(10)
+    text = log.read_text()
+    assert text.count("cannot reach Kafka at") == 1, text
+    assert len(text.splitlines()) < 10, text
