@@ -110,3 +110,18 @@ def _refuse_wrong_counts(specs: list[TopicSpec], existing: Mapping[str, int]) ->
         raise TopicLayoutError(
             "co-partitioned topics must have the same partition count: " + "; ".join(wrong)
         )
+
+
+async def delete_topics_with_prefix(bootstrap: str, *prefixes: str) -> list[str]:
+    """Delete every topic whose name starts with one of `prefixes` (scratch runs only)."""
+    if not all(prefixes):
+        raise ValueError("an empty prefix would name every topic")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        doomed = [t for t in await admin.list_topics() if t.startswith(prefixes)]
+        if doomed:
+            await admin.delete_topics(doomed, timeout_ms=30000)
+        return sorted(doomed)
+    finally:
+        await admin.close()

@@ -6,18 +6,9 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import avro.io
@@ -28,16 +19,10 @@ from aiokafka.errors import KafkaError
 from streams.app.topology import partition_of
 from streams.contracts import AvroCodec, Record, format_time
 from streams.contracts.registry import default_registry
+from streams.faults.processes import WorkerProcess, free_port
 from streams.kafka.reader import RawRecord, read_topics
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+__all__ = ["WorkerProcess", "free_port"]
 
 
 def ids_in_partition(prefix: str, partition: int, count: int, partitions: int = 8) -> list[str]:
@@ -50,92 +35,6 @@ def ids_in_partition(prefix: str, partition: int, count: int, partitions: int = 
             found.append(candidate)
         n += 1
     return found
-
-
-@dataclass
-class WorkerProcess:
-    """One `referral-rewards worker` process."""
-
-    bootstrap: str
-    app_id: str
-    prefix: str
-    data_dir: Path
-    terms: Path
-    web_port: int = field(default_factory=free_port)
-    partitions: int = 8
-    extra: Sequence[str] = ()
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def log_path(self) -> Path:
-        return self.data_dir / f"worker-{self.web_port}.log"
-
-    def start(self) -> WorkerProcess:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            sys.executable, "-m", "streams", "worker",
-            "--bootstrap", self.bootstrap,
-            "--app-id", self.app_id,
-            "--topic-prefix", self.prefix,
-            "--terms", str(self.terms),
-            "--data-dir", str(self.data_dir),
-            "--web-port", str(self.web_port),
-            "--partitions", str(self.partitions),
-            "--clock", "events",
-            "--commit-interval", "0.2",
-            "--log-level", "info",
-            *self.extra,
-        ]  # fmt: skip
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
-        )
-        return self
-
-    def get(self, path: str) -> tuple[int, Any]:
-        url = f"http://127.0.0.1:{self.web_port}{path}"
-        try:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                body = response.read()
-                status = response.status
-        except urllib.error.HTTPError as exc:
-            body, status = exc.read(), exc.code
-        text = body.decode()
-        try:
-            return status, json.loads(text)
-        except json.JSONDecodeError:
-            return status, text
-
-    def wait_ready(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"worker exited {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                status, _ = self.get("/health")
-                if status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        raise AssertionError(f"worker not ready after {timeout}s:\n{self.log_tail()}")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, sig)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def log_tail(self, lines: int = 80) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
 
 async def produce(

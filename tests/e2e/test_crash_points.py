@@ -1,0 +1,84 @@
+"""R13 under SIGKILL at each point of an agent's round (streams.app.staging): the worker kills
+itself (REFERRAL_FAULT), is restarted, and every reward is there, identical if repeated.
+
+In the design before the batch rounds, the lead's new state could reach its changelog while
+its messages to the other steps did not: the redelivered event found the state already
+changed and sent nothing, and the reward was lost for good. Here the state is written only
+once the outputs are acknowledged; the `stored` point kills the worker at the moment that
+used to lose it (state flushed to the changelog, offsets not committed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.contracts import ClockAdvanced, InputEvent, RewardGranted
+from streams.rules import Engine, load_terms
+from tests.builders import DAY, T0, lead, paid, referee, referrer, signed, terms_toml
+from tests.e2e.harness import WorkerProcess, produce, wait_for_outputs
+
+pytestmark = pytest.mark.e2e
+
+
+def story() -> list[InputEvent | ClockAdvanced]:
+    """Three leads of one referrer, each signed and paid; a clock record past their holds."""
+    events: list[InputEvent | ClockAdvanced] = []
+    for n in range(3):
+        lead_id = f"crash-{n}"
+        events += [
+            lead(
+                lead_id,
+                T0 + n,
+                referrer_=referrer(referrer_id="ref-crash"),
+                referee_=referee(email=f"boss@{lead_id}.example", organization_id=None),
+            ),
+            signed(lead_id, T0 + DAY + n),
+            paid(f"acc-{lead_id}", T0 + 2 * DAY + n),
+        ]
+    events.append(ClockAdvanced(T0 + 30 * DAY))
+    return events
+
+
+@pytest.mark.parametrize(
+    ("agent", "point"),
+    [("leads", "stored"), ("referrer", "stored"), ("referrer", "delivered")],
+)
+async def test_r13_a_worker_killed_inside_a_round_loses_no_reward(
+    kafka_bootstrap: str, tmp_path: Path, unique: str, agent: str, point: str
+) -> None:
+    terms = tmp_path / "terms.toml"
+    terms.write_text(terms_toml())
+    events = story()
+    expected = [o for o in Engine(load_terms(terms)).run(events) if isinstance(o, RewardGranted)]
+    assert len(expected) == 3
+    app_id, prefix = f"crash-{unique}", f"crash-{unique}."
+    worker = WorkerProcess(
+        kafka_bootstrap,
+        app_id,
+        prefix,
+        tmp_path / "data",
+        terms,
+        env={"REFERRAL_FAULT": f"{agent}:{point}:1"},
+    ).start()
+    try:
+        worker.wait_ready()
+        await produce(kafka_bootstrap, prefix, events)
+        status = await asyncio.to_thread(worker.wait_exit, 90)
+        assert status == -signal.SIGKILL, worker.log_tail()
+        assert "fault injection: SIGKILL" in worker.log_path.read_text()
+        worker.env = {}
+        worker.start().wait_ready()
+        found = await wait_for_outputs(kafka_bootstrap, prefix, {"reward-granted": 3})
+    finally:
+        worker.stop()
+    rewards: dict[str, list[dict[str, Any]]] = {}
+    for reward in found["reward-granted"]:
+        rewards.setdefault(reward["reward_id"], []).append(reward)
+    assert sorted(rewards) == sorted(r.reward_id for r in expected)
+    for copies in rewards.values():
+        assert all(copy == copies[0] for copy in copies)  # a redelivery repeats, identically
