@@ -17,6 +17,8 @@ from streams.plain import from_plain, to_plain
 from streams.rules.model import (
     AccountOpened,
     ClockTick,
+    Displaced,
+    FirstGranted,
     FirstInvoicePaid,
     GrantRequested,
     GrantSettled,
@@ -35,11 +37,13 @@ MESSAGE_TYPES: dict[str, type[Any]] = {
         ReferralRefused,
         InvoicePaid,
         RefereeChecked,
+        Displaced,
         FirstInvoicePaid,
         GrantSettled,
         ClockTick,
         AccountOpened,
         RefereeClaim,
+        FirstGranted,
         GrantRequested,
     )
 }

@@ -18,7 +18,13 @@ from streams.contracts import (
 )
 from streams.contracts.records import to_avro
 from streams.rules import Programme
-from streams.rules.model import FirstInvoicePaid, GrantSettled, Message, RefereeChecked
+from streams.rules.model import (
+    Displaced,
+    FirstInvoicePaid,
+    GrantSettled,
+    Message,
+    RefereeChecked,
+)
 
 RULES = {
     "ACCEPTED": "R1, R2, R3, R11, R12 passed",
@@ -69,7 +75,14 @@ def _describe(message: Message) -> tuple[str, str | None, str]:
             f"event {message.event_id}, invoice {message.invoice_id}, account {message.account_id}",
         )
     if isinstance(message, RefereeChecked):
-        return "referee check", None, "first to claim the referee" if message.first else "not first"
+        return "referee check", None, "the referee's first lead" if message.first else "not first"
+    if isinstance(message, Displaced):
+        return (
+            "displaced (R2)",
+            None,
+            f"an earlier lead for the referee arrived: {message.by_lead_id} "
+            f"(event {message.by_event_id})",
+        )
     if isinstance(message, GrantSettled):
         return "grant settled", None, "granted" if message.granted else "refused at the cap"
     return type(message).__name__, None, ""

@@ -27,7 +27,7 @@ from streams.rules.model import (
     LeadMessage,
     LeadState,
     Output,
-    RefereeClaim,
+    RefereeMessage,
     RefereeState,
     ReferrerState,
     Route,
@@ -142,7 +142,7 @@ class Engine:
             self.accounts[key] = after
         return emits
 
-    def _referee(self, key: str, message: RefereeClaim) -> list[Emit]:
+    def _referee(self, key: str, message: RefereeMessage) -> list[Emit]:
         before = self.referees.get(key)
         after, emits = referee_step(before, message)
         if after is not before:

@@ -33,7 +33,9 @@ from streams.rules.identity import referee_identity, same_organization
 from streams.rules.model import (
     CLOSED,
     AccountOpened,
+    Displaced,
     Emit,
+    FirstGranted,
     FirstInvoice,
     FirstInvoicePaid,
     GrantRequested,
@@ -72,7 +74,9 @@ _DUE = LeadStatus.DUE
 _GRANTED = LeadStatus.GRANTED
 _REJECTED = LeadStatus.REJECTED
 _GIFT_VOUCHER = RewardKind.GIFT_VOUCHER
-_TO_REFEREE, _TO_ACCOUNT, _TO_REFERRER = Route.REFEREE, Route.ACCOUNT, Route.REFERRER
+_TO_LEAD, _TO_REFEREE = Route.LEAD, Route.REFEREE
+_TO_ACCOUNT, _TO_REFERRER = Route.ACCOUNT, Route.REFERRER
+_OPEN = frozenset({_CHECKING, _ACCEPTED, _QUALIFIED, _EARNED})
 _DECIDED_ACCEPTED, _DECIDED_QUALIFIED = DecisionStatus.ACCEPTED, DecisionStatus.QUALIFIED
 _DECIDED_EARNED, _DECIDED_REJECTED = DecisionStatus.EARNED, DecisionStatus.REJECTED
 _REFUSED_BY_RINGOVER = RejectionReason.REFUSED_BY_RINGOVER
@@ -137,6 +141,7 @@ def _submitted(lead: LeadState, event: LeadSubmitted, programme: Programme, now:
         kind, account, voucher = _GIFT_VOUCHER, None, referrer.email  # R9
     else:
         kind, account, voucher = _INVOICE_REDUCTION, referrer.account_id, None
+    identity = referee_identity(event.referee, programme)
     submission = Submission(
         event_id,
         event.occurred_at,
@@ -146,11 +151,15 @@ def _submitted(lead: LeadState, event: LeadSubmitted, programme: Programme, now:
         account,
         voucher,
         same_organization(referrer, event.referee, programme),
+        identity,
     )
     lead = lead._replace(submission=submission, status=_CHECKING)
     # Every submission but a duplicate claims its referee, whatever becomes of it (R2).
-    identity = referee_identity(event.referee, programme)
-    claim = Send(_TO_REFEREE, identity, RefereeClaim(identity, lead.lead_id))
+    claim = Send(
+        _TO_REFEREE,
+        identity,
+        RefereeClaim(identity, lead.lead_id, event.occurred_at, event_id),
+    )
 
     reason: RejectionReason | None = None
     if terms is None or event.occurred_at < programme.starts_at:
@@ -174,8 +183,17 @@ def _referee_checked(
     lead: LeadState, message: RefereeChecked, programme: Programme, now: int
 ) -> Step:
     sub = lead.submission
-    if lead.status is not _CHECKING or sub is None:
+    status = lead.status
+    if sub is None:
         return lead, []
+    if status is not _CHECKING:
+        if message.first or status not in _OPEN:
+            return lead, []  # a redelivered answer
+        # R2: it displaced a lead that turned out to be granted: it loses its place instead.
+        lead, decision = _reject(
+            lead, RejectionReason.REFEREE_ALREADY_KNOWN, sub.occurred_at, sub.event_id
+        )
+        return lead, [decision]
     if not message.first:
         lead, decision = _reject(
             lead, RejectionReason.REFEREE_ALREADY_KNOWN, sub.occurred_at, sub.event_id
@@ -188,6 +206,26 @@ def _referee_checked(
         return lead, [decision]
     accepted = _decision(lead.lead_id, sub, _DECIDED_ACCEPTED, sub.occurred_at, sub.event_id)
     return _settle(lead._replace(status=_ACCEPTED), programme, now, [accepted])
+
+
+def _displaced(lead: LeadState, message: Displaced, programme: Programme, now: int) -> Step:
+    """R2: an earlier lead for the referee arrived. An open lead loses its place; a closed one
+    keeps its outcome; a granted (or due) one keeps its place and rejects the claimant."""
+    sub = lead.submission
+    status = lead.status
+    if sub is None or status is _REJECTED:
+        return lead, []
+    if status is _DUE or status is _GRANTED:
+        claimant = message.by_lead_id
+        kept = FirstGranted(message.identity, lead.lead_id, sub.occurred_at, sub.event_id)
+        return lead, [
+            Send(_TO_LEAD, claimant, RefereeChecked(claimant, False)),
+            Send(_TO_REFEREE, message.identity, kept),
+        ]
+    lead, decision = _reject(
+        lead, RejectionReason.REFEREE_ALREADY_KNOWN, sub.occurred_at, message.by_event_id
+    )
+    return lead, [decision]
 
 
 # -- facts: recorded once, whatever order they arrive in -----------------------------------
@@ -238,6 +276,7 @@ def _grant_settled(lead: LeadState, message: GrantSettled, _: Programme, __: int
 _HANDLERS: dict[type[Any], Callable[[LeadState, Any, Programme, int], Step]] = {
     LeadSubmitted: _submitted,
     RefereeChecked: _referee_checked,
+    Displaced: _displaced,
     ClientSigned: _signed,
     ReferralRefused: _refused,
     FirstInvoicePaid: _invoice_paid,
@@ -270,6 +309,7 @@ def _settle(lead: LeadState, programme: Programme, now: int, emits: list[Emit]) 
         elif lead.status is _EARNED:
             lead, request = _due(lead, programme)
             emits.append(request)
+            emits.extend(_keep_first(lead))
         else:  # the programme ended before the first invoice was paid (R11)
             lead, decision = _reject(lead, _PROGRAM_ENDED, at, None)
             emits.append(decision)
@@ -359,6 +399,15 @@ def _due(lead: LeadState, programme: Programme) -> tuple[LeadState, Send]:
     )
     request = GrantRequested(reward, terms.max_rewards, terms.max_total_cents)
     return lead._replace(status=_DUE), Send(_TO_REFERRER, sub.referrer_id, request)
+
+
+def _keep_first(lead: LeadState) -> list[Emit]:
+    """R2: a lead due its reward keeps its place as its referee's first lead."""
+    sub = lead.submission
+    if sub is None or sub.referee is None:
+        return []  # a state from before business-time R2
+    kept = FirstGranted(sub.referee, lead.lead_id, sub.occurred_at, sub.event_id)
+    return [Send(_TO_REFEREE, sub.referee, kept)]
 
 
 def reward_id(lead_id: str) -> str:

@@ -8,8 +8,8 @@
 | AccountState   | account_id           | invoice-paid is keyed by account; maps the account to  |
 |                |                      | its lead and keeps a first invoice paid before the     |
 |                |                      | signature is known (R6)                                |
-| RefereeState   | referee identity     | "first submission to arrive wins" (R2) needs one       |
-|                |                      | writer per identity                                    |
+| RefereeState   | referee identity     | the referee's earliest lead (R2, business time) needs  |
+|                |                      | one writer per identity                                |
 | ReferrerState  | referrer_id          | caps (R8): one writer per referrer, so two leads that  |
 |                |                      | become due together are decided one after the other    |
 |                |                      | and can never both pass a cap only one fits under      |
@@ -92,6 +92,7 @@ class Submission(NamedTuple):
     referrer_account_id: str | None
     voucher_email: str | None  # R9 delivery only; cleared when the lead is rejected (R14)
     same_organization: bool  # R3, judged at submission
+    referee: str | None = None  # the referee identity it claimed (R2); None in older states
 
 
 class Signature(NamedTuple):
@@ -135,8 +136,18 @@ class AccountState(NamedTuple):
 
 
 class RefereeState(NamedTuple):
+    """The referee's first lead: the earliest claim in business time (R2), and whether that
+    lead is granted (then it keeps its place: a reward is never taken back)."""
+
     identity: str
     first_lead_id: str
+    first_at: int = 0
+    first_event_id: str = ""
+    granted: bool = False
+
+    def first(self) -> tuple[int, str]:
+        """What orders claims: business time, then lead id (no tie depends on arrival)."""
+        return self.first_at, self.first_lead_id
 
 
 @_copying
@@ -152,17 +163,40 @@ class ReferrerState(NamedTuple):
 
 
 class RefereeClaim(NamedTuple):
-    """Lead -> referee identity: this lead claims the referee (R2)."""
+    """Lead -> referee identity: this lead, submitted at `occurred_at` by `event_id`, claims
+    the referee (R2). Claims written before business-time order carry 0 and ""."""
 
     identity: str
     lead_id: str
+    occurred_at: int = 0
+    event_id: str = ""
 
 
 class RefereeChecked(NamedTuple):
-    """Referee identity -> lead: whether the lead was the first to claim it."""
+    """Referee identity (or the granted first lead) -> lead: whether it is the referee's
+    first lead. `first=False` to an open lead rejects it (it lost its place to a grant)."""
 
     lead_id: str
     first: bool
+
+
+class Displaced(NamedTuple):
+    """Referee identity -> lead: an earlier lead for the referee arrived (R2); this lead is no
+    longer first unless it is granted, and then the claimant is rejected instead."""
+
+    lead_id: str
+    identity: str
+    by_lead_id: str
+    by_event_id: str
+
+
+class FirstGranted(NamedTuple):
+    """Lead -> referee identity: this first lead is due its reward; it keeps its place."""
+
+    identity: str
+    lead_id: str
+    occurred_at: int
+    event_id: str
 
 
 class AccountOpened(NamedTuple):
@@ -220,12 +254,13 @@ LeadMessage = (
     | ClientSigned
     | ReferralRefused
     | RefereeChecked
+    | Displaced
     | FirstInvoicePaid
     | GrantSettled
     | TimerFired
 )
 AccountMessage = InvoicePaid | AccountOpened
-RefereeMessage = RefereeClaim
+RefereeMessage = RefereeClaim | FirstGranted
 ReferrerMessage = GrantRequested
 ShardMessage = LeadMessage | ClockTick  # what a lead shard's journal carries
 Message = ShardMessage | AccountMessage | RefereeMessage | ReferrerMessage

@@ -14,9 +14,9 @@ S = TypeVar("S")
 # Bump a state's version when its shape changes, and teach decode_state to read the old one
 # (an upgrade from each older version in _UPGRADES).
 STATE_VERSIONS: dict[type[Any], int] = {
-    LeadState: 2,
+    LeadState: 3,
     AccountState: 1,
-    RefereeState: 1,
+    RefereeState: 2,
     ReferrerState: 1,
 }
 
@@ -33,8 +33,26 @@ def _lead_v1_to_v2(plain: dict[str, Any]) -> dict[str, Any]:
     return plain
 
 
+def _lead_v2_to_v3(plain: dict[str, Any]) -> dict[str, Any]:
+    """v3 keeps the referee identity the lead claimed (R2 in business time); unknown before."""
+    if plain.get("submission") is not None:
+        plain["submission"].setdefault("referee", None)
+    return plain
+
+
+def _referee_v1_to_v2(plain: dict[str, Any]) -> dict[str, Any]:
+    """v2 orders claims by business time; a v1 first lead was the first to arrive, and keeps
+    its place against any claim (time 0) until it is granted or displaced."""
+    plain.setdefault("first_at", 0)
+    plain.setdefault("first_event_id", "")
+    plain.setdefault("granted", False)
+    return plain
+
+
 _UPGRADES: dict[tuple[type[Any], int], Callable[[dict[str, Any]], dict[str, Any]]] = {
     (LeadState, 1): _lead_v1_to_v2,
+    (LeadState, 2): _lead_v2_to_v3,
+    (RefereeState, 1): _referee_v1_to_v2,
 }
 
 

@@ -32,7 +32,7 @@ def test_every_state_of_a_run_round_trips_through_bytes() -> None:
 
 
 def test_state_from_a_newer_version_is_refused() -> None:
-    data = encode_state(RefereeState("id", "lead-1")).replace(b'"v":1', b'"v":99')
+    data = encode_state(RefereeState("id", "lead-1")).replace(b'"v":2', b'"v":99')
     with pytest.raises(StateVersionError, match="newer"):
         decode_state(RefereeState, data)
 
