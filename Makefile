@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv compile lint test test-fast kafka-up kafka-down kafka-status run bench bench-replay clean
+.PHONY: venv compile lint test test-fast kafka-up kafka-down kafka-status run bench bench-replay faults clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,12 @@ bench: compile
 # Replay from Kafka against read+decode alone, on the local broker.
 bench-replay: compile kafka-up
 	$(PY) -m benchmarks.replay_kafka
+
+# The fault harness, long run: workers killed with SIGKILL, a second worker, the broker killed
+# and restarted, hostile input; a bounded run is part of `make test` (tests/e2e/test_faults.py).
+FAULTS_ARGS ?= --events 20000 --kills 12 --feed-seconds 120 --json faults-report.json
+faults: compile kafka-up
+	$(PY) -m streams faults $(FAULTS_ARGS)
 
 clean:
 	test ! -x $(PY) || $(PY) -m streams.compile_core --clean

@@ -42,7 +42,9 @@ def _faults(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from streams.faults import FaultPlan, run_faults
+    from streams.kafka import outage
 
+    outage.install()  # the harness's own clients meet the broker's restart too
     cfg = broker.BrokerConfig.from_env(args.port)
     try:
         bootstrap, _ = broker.up(cfg)
