@@ -19,10 +19,10 @@ from aiokafka.errors import KafkaError
 from streams.app.topology import partition_of
 from streams.contracts import AvroCodec, Record, format_time
 from streams.contracts.registry import default_registry
-from streams.faults.processes import WorkerProcess, free_port
+from streams.faults.processes import ROOT, WorkerProcess, free_port
 from streams.kafka.reader import RawRecord, read_topics
 
-__all__ = ["WorkerProcess", "free_port"]
+__all__ = ["ROOT", "WorkerProcess", "free_port"]
 
 
 def ids_in_partition(prefix: str, partition: int, count: int, partitions: int = 8) -> list[str]:
