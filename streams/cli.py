@@ -276,6 +276,7 @@ def _worker_settings(args: argparse.Namespace) -> Settings:
         terms=Path(args.terms) if args.terms else None,
         data_dir=Path(args.data_dir) if args.data_dir else None,
         web_host=args.web_host,
+        web_bind=args.web_bind,
         web_port=args.web_port,
         partitions=args.partitions,
         replication=args.replication,
@@ -318,7 +319,8 @@ def add_worker_options(parser: argparse.ArgumentParser) -> None:
     option("--terms", "terms", "", "terms TOML file; empty means the shipped 2021-06-21 terms")
     option("--data-dir", "data_dir", "", "folder for table state; empty means the cache folder")
     option("--web-port", "web_port", "6066", "HTTP port for queries and metrics", type=int)
-    option("--web-host", "web_host", "127.0.0.1", "HTTP address to bind and advertise")
+    option("--web-host", "web_host", "127.0.0.1", "HTTP address other workers reach this one at")
+    option("--web-bind", "web_bind", "", "HTTP address to listen on (empty: --web-host)")
     option("--partitions", "partitions", "8", "partitions of every topic", type=int)
     option("--replication", "replication", "1", "replication factor of created topics", type=int)
     option("--app-id", "app_id", "referral-rewards", "consumer group and internal topic prefix")

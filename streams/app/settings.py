@@ -75,7 +75,8 @@ class Settings:
     app_id: str = "referral-rewards"
     terms: Path | None = None
     data_dir: Path | None = None
-    web_host: str = "127.0.0.1"
+    web_host: str = "127.0.0.1"  # where other workers reach this one (forwarded queries)
+    web_bind: str = ""  # the address the web server listens on; empty: web_host
     web_port: int = 6066
     partitions: int = 8
     replication: int = 1
@@ -109,6 +110,7 @@ ENV = {
     "terms": "REFERRAL_TERMS",
     "data_dir": "REFERRAL_DATA_DIR",
     "web_host": "REFERRAL_WEB_HOST",
+    "web_bind": "REFERRAL_WEB_BIND",
     "web_port": "REFERRAL_WEB_PORT",
     "partitions": "REFERRAL_PARTITIONS",
     "replication": "REFERRAL_REPLICATION",

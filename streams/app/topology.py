@@ -130,7 +130,7 @@ class ReferralWorker:
             processing_guarantee="at_least_once",
             web_enabled=True,
             web_port=settings.web_port,
-            web_bind=settings.web_host,
+            web_bind=settings.web_bind or settings.web_host,
             web_host=settings.web_host,
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
