@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -18,11 +19,17 @@ from streams.kafka import broker
 
 
 def _kafka(args: argparse.Namespace) -> int:
-    cfg = broker.BrokerConfig.from_env(args.port)
+    cfg = broker.BrokerConfig.from_env(args.port, secure=getattr(args, "secure", False))
     try:
         if args.action == "up":
             bootstrap, started = broker.up(cfg, fresh=args.fresh)
             print(bootstrap if started else f"{bootstrap} (already running)")
+            if cfg.sasl_ssl_bootstrap:
+                listener = cfg.secured
+                print(
+                    f"SASL_SSL on {cfg.sasl_ssl_bootstrap}: user referral, password in "
+                    f"{listener.password_file}, CA {listener.ca_pem}"
+                )
         elif args.action == "down":
             print("stopped" if broker.down(cfg) else "not running")
         elif args.action == "fetch":
@@ -245,11 +252,62 @@ def _export(args: argparse.Namespace) -> int:
     )
 
 
+def add_security_options(parser: argparse.ArgumentParser) -> None:
+    """How to reach a secured cluster (streams.kafka.connection); each falls back to its
+    environment variable. The SASL password has no flag: a flag's value shows in `ps`."""
+    from streams.kafka.connection import ENV
+
+    group = parser.add_argument_group(
+        "secured clusters",
+        f"the SASL password comes from ${ENV['password']} or the file in --sasl-password-file",
+    )
+
+    def option(flag: str, key: str, help_text: str, **kw: Any) -> None:
+        group.add_argument(
+            flag, default=os.environ.get(ENV[key]) or None, help=f"{help_text} (${ENV[key]})", **kw
+        )
+
+    option("--security-protocol", "protocol", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+    option("--sasl-mechanism", "mechanism", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default)")
+    option("--sasl-username", "username", "SASL user name")
+    option("--sasl-password-file", "password_file", "file holding the SASL password")
+    option("--ssl-cafile", "cafile", "CA certificates to trust (default: the system's)")
+    option("--ssl-certfile", "certfile", "client certificate (mutual TLS)")
+    option("--ssl-keyfile", "keyfile", "the client certificate's key")
+    group.add_argument(
+        "--ssl-no-check-hostname",
+        action="store_true",
+        default=(os.environ.get(ENV["check_hostname"]) or "true").lower() in ("0", "false", "no"),
+        help=f"do not check the broker's name against its certificate (${ENV['check_hostname']}"
+        "=false); for tests only",
+    )
+
+
+def use_security(args: argparse.Namespace) -> None:
+    """Make the command's security options the ones every client connects with."""
+    from streams.kafka import connection
+
+    connection.use(
+        connection.Security.build(
+            protocol=args.security_protocol,
+            mechanism=args.sasl_mechanism,
+            username=args.sasl_username,
+            password=os.environ.get(connection.ENV["password"]) or None,
+            password_file=args.sasl_password_file,
+            cafile=args.ssl_cafile,
+            certfile=args.ssl_certfile,
+            keyfile=args.ssl_keyfile,
+            check_hostname=not args.ssl_no_check_hostname,
+        )
+    )
+
+
 def add_log_options(parser: argparse.ArgumentParser, *, terms: bool = True) -> None:
     """Where the log is: the cluster, the deployment's names; and whether to show progress."""
     from streams.app.settings import default_bootstrap
 
     parser.add_argument("--bootstrap", default=default_bootstrap(), help="Kafka bootstrap servers")
+    add_security_options(parser)
     parser.add_argument(
         "--app-id",
         default=os.environ.get("REFERRAL_APP_ID", "referral-rewards"),
@@ -316,6 +374,7 @@ def add_worker_options(parser: argparse.ArgumentParser) -> None:
         default=default_bootstrap(),
         help="Kafka bootstrap servers ($REFERRAL_BOOTSTRAP, default the local broker)",
     )
+    add_security_options(parser)
     option("--terms", "terms", "", "terms TOML file; empty means the shipped 2021-06-21 terms")
     option("--data-dir", "data_dir", "", "folder for table state; empty means the cache folder")
     option("--web-port", "web_port", "6066", "HTTP port for queries and metrics", type=int)
@@ -434,6 +493,12 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.add_argument("action", choices=["up", "down", "status", "fetch"])
     kafka.add_argument("--port", type=int, default=None, help="default $KAFKA_PORT or 9092")
     kafka.add_argument("--fresh", action="store_true", help="wipe the broker's data first")
+    kafka.add_argument(
+        "--secure",
+        action="store_true",
+        help="add a SASL_SSL listener (port +2, $KAFKA_SASL_SSL_PORT) with a local CA and a "
+        "SCRAM user; its data must be formatted with it (--fresh once)",
+    )
     kafka.set_defaults(handler=_kafka)
 
     faults = commands.add_parser(
@@ -522,6 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="publish a realistic stream and show the decisions")
     demo.add_argument("--bootstrap", default=default_bootstrap(), help="Kafka bootstrap servers")
+    add_security_options(demo)
     add_demo_options(demo)
     demo.set_defaults(handler=_demo)
 
@@ -534,6 +600,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from aiokafka.errors import KafkaError
+
+    from streams.kafka.connection import ConnectionConfigError
+
     args = build_parser().parse_args(argv)
+    if hasattr(args, "security_protocol"):
+        try:
+            use_security(args)
+        except ConnectionConfigError as exc:
+            print(f"referral-rewards {args.command}: {exc}", file=sys.stderr)
+            return 2
     handler = args.handler
-    return int(handler(args))
+    if not hasattr(args, "security_protocol") or args.command == "worker":
+        return int(handler(args))
+    # A tool fails fast with one line: the clients' own retry messages are not shown.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    try:
+        return int(handler(args))
+    except (KafkaError, ConnectionError, OSError) as exc:
+        print(f"referral-rewards {args.command}: {_connection_trouble(args, exc)}", file=sys.stderr)
+        return 1
+
+
+def _connection_trouble(args: argparse.Namespace, error: BaseException) -> str:
+    """Why a tool could not talk to Kafka, as precisely as a probe can tell."""
+    import asyncio
+
+    from streams.kafka.connection import KafkaRefused, KafkaUnreachable, current, probe
+
+    bootstrap = getattr(args, "bootstrap", "")
+    try:
+        asyncio.run(probe(bootstrap))
+    except (KafkaRefused, KafkaUnreachable) as why:
+        return f"cannot connect to Kafka at {bootstrap}: {why}"
+    except Exception:
+        pass
+    return current().redact(f"{type(error).__name__}: {error}")

@@ -20,6 +20,7 @@ from rich.console import Console
 
 from streams.app.settings import Topics
 from streams.contracts import AvroCodec, CodecError, ReferralDecision, RewardGranted
+from streams.kafka.connection import client_kwargs
 from streams.scenario import ScenarioShape, generate
 
 EVENTS_PER_LEAD = 3.5
@@ -55,7 +56,9 @@ async def publish(options: DemoOptions, console: Console) -> int:
     )
     by_contract = {contract: kafka_topic for kafka_topic, contract in topics.inputs.items()}
     codec = AvroCodec()
-    producer = AIOKafkaProducer(bootstrap_servers=options.bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=options.bootstrap, enable_idempotence=True, **client_kwargs()
+    )
     await producer.start()
     sent = 0
     try:
@@ -82,6 +85,7 @@ async def show(options: DemoOptions, console: Console, stop: asyncio.Event) -> C
         topics.reward_granted,
         topics.decisions,
         bootstrap_servers=options.bootstrap,
+        **client_kwargs(),
         isolation_level="read_committed",
         auto_offset_reset="latest",
         enable_auto_commit=False,

@@ -11,6 +11,13 @@ import pytest
 from streams.kafka import broker
 
 
+def broker_config() -> broker.BrokerConfig:
+    """The test broker: $KAFKA_TEST_PORT (19092), with a SASL_SSL listener two ports up."""
+    return broker.BrokerConfig.from_env(
+        int(os.environ.get("KAFKA_TEST_PORT", "19092")), secure=True
+    )
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """Bootstrap address of a fresh local broker on $KAFKA_TEST_PORT (default 19092).
@@ -19,7 +26,7 @@ def kafka_bootstrap() -> Iterator[str]:
     also when tests fail. When it cannot start, the session fails with the broker's log tail:
     an integration test never skips.
     """
-    cfg = broker.BrokerConfig.from_env(int(os.environ.get("KAFKA_TEST_PORT", "19092")))
+    cfg = broker_config()
     broker.down(cfg)  # a broker left by a killed session holds the test port
     try:
         bootstrap, _ = broker.up(cfg, fresh=True)

@@ -11,6 +11,7 @@ from typing import Any
 from streams.app.settings import Settings
 from streams.app.topology import ReferralWorker
 from streams.kafka import outage
+from streams.kafka.connection import KafkaRefused, KafkaUnreachable, probe
 from streams.kafka.topics import TopicLayoutError, TopicSpec, ensure_topics
 from streams.rules import TermsError, load_terms
 
@@ -24,14 +25,23 @@ def wait_for_topics(
 ) -> list[str]:
     """Create or check the topics, waiting for the broker with backoff while it cannot be
     reached: one line at first, then a reminder a minute (a supervisor need not restart us).
-    A topic layout that breaks co-partitioning is not waited for: it raises at once."""
+    A topic layout that breaks co-partitioning, and a broker that answers but refuses the
+    connection as configured (TLS trust, credentials: KafkaRefused), are not waited for."""
     delay, first_failure, said_at = 1.0, None, 0.0
     while True:
         try:
             created = asyncio.run(ensure_topics(settings.bootstrap, specs))
         except TopicLayoutError:
             raise
-        except Exception as exc:
+        except Exception:
+            try:
+                asyncio.run(probe(settings.bootstrap))
+            except KafkaUnreachable as why:
+                exc = why
+            except KafkaRefused:
+                raise
+            except Exception:  # the probe itself could not tell: keep the first error
+                pass
             now = time.monotonic()
             if first_failure is None:
                 first_failure = said_at = now
@@ -70,6 +80,9 @@ def run_worker(settings: Settings) -> int:
         created = wait_for_topics(settings, worker.topic_specs())
     except TopicLayoutError as exc:
         print(f"referral-rewards worker: refusing to start: {exc}", file=sys.stderr)
+        return 2
+    except KafkaRefused as exc:
+        print(f"referral-rewards worker: cannot connect to Kafka: {exc}", file=sys.stderr)
         return 2
     if created:
         log.info("created topics: %s", ", ".join(created))

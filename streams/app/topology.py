@@ -48,6 +48,8 @@ from streams.contracts import (
     dead_letter,
 )
 from streams.contracts.records import DecisionStatus
+from streams.kafka import connection
+from streams.kafka.connection import client_kwargs
 from streams.kafka.topics import TopicSpec
 from streams.rules import Programme, account_step, referee_step, referrer_step, route_of
 from streams.rules.model import (
@@ -121,6 +123,7 @@ class ReferralWorker:
         self.app = faust.App(
             settings.app_id,
             broker=f"kafka://{settings.bootstrap}",
+            broker_credentials=connection.current().faust_credentials(),
             store="rocksdb://",
             datadir=str(settings.state_dir),
             topic_partitions=settings.partitions,
@@ -567,8 +570,12 @@ class ReferralWorker:
         from aiokafka.admin import AIOKafkaAdminClient
 
         if self._kafka_clients is None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap)
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap)
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self.settings.bootstrap, **client_kwargs()
+            )
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.settings.bootstrap, **client_kwargs()
+            )
             await admin.start()
             await consumer.start()
             self._kafka_clients = (admin, consumer)

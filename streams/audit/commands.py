@@ -21,6 +21,7 @@ from streams.audit.journal_replay import JournalReplay, replay_journals
 from streams.audit.sources import read_inputs, read_journals, read_outputs
 from streams.contracts import AvroCodec, LeadSubmitted, RewardGranted
 from streams.contracts.records import RECORD_TYPES
+from streams.kafka.connection import client_kwargs
 from streams.kafka.topics import TopicSpec, describe_partitions, ensure_topics
 from streams.replay import ReplaySummary, quiet_gc, write_outputs
 from streams.rules import Engine, Programme
@@ -31,7 +32,9 @@ async def publish_outputs(bootstrap: str, prefix: str, outputs: Iterable[Output]
     """Produce recomputed outputs to `<prefix>reward-granted` and `<prefix>referral-decisions`
     (never the live topics: a prefix is required)."""
     codec = AvroCodec()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, enable_idempotence=True, **client_kwargs()
+    )
     await producer.start()
     count = 0
     try:

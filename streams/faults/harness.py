@@ -33,6 +33,7 @@ from streams.faults.hostile import HostileRecord, hostile_records
 from streams.faults.processes import WorkerProcess
 from streams.faults.verify import Origin, Verdict, verify
 from streams.kafka import broker
+from streams.kafka.connection import client_kwargs
 from streams.kafka.topics import TopicSpec, delete_topics_with_prefix, ensure_topics
 from streams.rules import load_terms
 from streams.scenario import ScenarioShape, generate
@@ -204,6 +205,7 @@ class _Run:
         feed.append(history[-1])  # the final clock record comes last
         producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap,
+            **client_kwargs(),
             enable_idempotence=True,
             max_request_size=INPUT_MAX_BYTES,
             request_timeout_ms=180_000,  # rides out the broker's restart
@@ -290,8 +292,8 @@ class _Run:
     async def supervise(self, stop: asyncio.Event) -> None:
         """Restart a worker that died on its own (as systemd would) and say so; measure how
         long each restart took to commit the backlog it found."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        probe = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **client_kwargs())
+        probe = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, **client_kwargs())
         await admin.start()
         await probe.start()
         try:
@@ -318,7 +320,7 @@ class _Run:
             self._recoveries.append((time.monotonic(), ends))
 
     async def _ends(self) -> dict[TopicPartition, int] | None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, **client_kwargs())
         try:
             await consumer.start()
             ends: dict[TopicPartition, int] = await consumer.end_offsets(self.watched())
@@ -350,7 +352,7 @@ class _Run:
 
     async def settle(self) -> None:
         """Wait until the group has committed every input and journal record, twice in a row."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **client_kwargs())
         await admin.start()
         try:
             deadline = time.monotonic() + self.plan.settle_timeout

@@ -22,6 +22,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from streams.kafka.secured import SecuredListener, TlsError
+
 KAFKA_VERSION = "4.0.2"
 POM = Path(__file__).with_name("pom.xml")
 START_TIMEOUT_S = 90.0
@@ -48,13 +50,21 @@ class BrokerConfig:
     port: int = 9092
     controller_port: int = 9093
     heap: str = "512m"
+    sasl_ssl_port: int | None = None  # a SASL_SSL listener beside the plaintext one
 
     @classmethod
-    def from_env(cls, port: int | None = None) -> BrokerConfig:
+    def from_env(cls, port: int | None = None, *, secure: bool = False) -> BrokerConfig:
+        """$KAFKA_PORT (9092) and $KAFKA_CONTROLLER_PORT (+1); with `secure` or
+        $KAFKA_SASL_SSL_PORT, a SASL_SSL listener ($KAFKA_SASL_SSL_PORT, default +2)."""
         chosen = port if port is not None else int(os.environ.get("KAFKA_PORT", "9092"))
         controller = int(os.environ.get("KAFKA_CONTROLLER_PORT", str(chosen + 1)))
+        secured = os.environ.get("KAFKA_SASL_SSL_PORT")
+        sasl_ssl = int(secured) if secured else (chosen + 2 if secure else None)
         return cls(
-            port=chosen, controller_port=controller, heap=os.environ.get("KAFKA_HEAP", "512m")
+            port=chosen,
+            controller_port=controller,
+            heap=os.environ.get("KAFKA_HEAP", "512m"),
+            sasl_ssl_port=sasl_ssl,
         )
 
     @property
@@ -76,6 +86,19 @@ class BrokerConfig:
     @property
     def data_dir(self) -> Path:
         return self.home / "data"
+
+    @property
+    def secured(self) -> SecuredListener:
+        """The SASL_SSL listener's certificates and user (made on first start)."""
+        return SecuredListener(self.home / "tls")
+
+    @property
+    def sasl_ssl_bootstrap(self) -> str | None:
+        return f"127.0.0.1:{self.sasl_ssl_port}" if self.sasl_ssl_port else None
+
+    @property
+    def _scram_marker(self) -> Path:
+        return self.home / "scram-created-at-format"
 
 
 def libs_dir() -> Path:
@@ -113,15 +136,22 @@ def fetch_jars() -> Path:
 
 
 def _server_properties(cfg: BrokerConfig) -> str:
+    listeners = f"PLAINTEXT://127.0.0.1:{cfg.port},CONTROLLER://127.0.0.1:{cfg.controller_port}"
+    advertised = f"PLAINTEXT://127.0.0.1:{cfg.port}"
+    protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    if cfg.sasl_ssl_port:
+        listeners += f",SASL_SSL://127.0.0.1:{cfg.sasl_ssl_port}"
+        advertised += f",SASL_SSL://127.0.0.1:{cfg.sasl_ssl_port}"
+        protocols += ",SASL_SSL:SASL_SSL"
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@127.0.0.1:{cfg.controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{cfg.port},CONTROLLER://127.0.0.1:{cfg.controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{cfg.port}",
+        "listeners": listeners,
+        "advertised.listeners": advertised,
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map": protocols,
         "log.dirs": str(cfg.data_dir),
         "num.partitions": "1",
         "default.replication.factor": "1",
@@ -145,6 +175,8 @@ def _server_properties(cfg: BrokerConfig) -> str:
         "num.io.threads": "4",
         "num.network.threads": "2",
     }
+    if cfg.sasl_ssl_port:
+        settings.update(cfg.secured.server_properties(cfg.sasl_ssl_port))
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
@@ -264,8 +296,14 @@ def log_tail(cfg: BrokerConfig, lines: int = 60) -> str:
 
 def _format_storage(libs: Path, cfg: BrokerConfig, cluster: str | None = None) -> None:
     if (cfg.data_dir / "meta.properties").exists():
+        if cfg.sasl_ssl_port and not cfg._scram_marker.exists():
+            raise BrokerError(
+                f"the broker's data in {cfg.data_dir} was formatted without the SASL users; "
+                "start it once with --fresh to add its SASL_SSL listener"
+            )
         return
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    scram = cfg.secured.scram_arguments() if cfg.sasl_ssl_port else []
     cmd = _java(
         libs,
         cfg,
@@ -275,10 +313,14 @@ def _format_storage(libs: Path, cfg: BrokerConfig, cluster: str | None = None) -
         "-c",
         str(cfg.home / "server.properties"),
         "--ignore-formatted",
+        *scram,
     )
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise BrokerError(f"formatting KRaft storage failed:\n{done.stdout}\n{done.stderr}")
+        output = cfg.secured.redact(done.stdout + done.stderr) if scram else done.stdout
+        raise BrokerError(f"formatting KRaft storage failed:\n{output}")
+    if scram:
+        cfg._scram_marker.touch()
 
 
 def up(cfg: BrokerConfig | None = None, *, fresh: bool = False) -> tuple[str, bool]:
@@ -300,7 +342,13 @@ def up(cfg: BrokerConfig | None = None, *, fresh: bool = False) -> tuple[str, bo
     libs = fetch_jars()
     if fresh:
         shutil.rmtree(cfg.data_dir, ignore_errors=True)
+        cfg._scram_marker.unlink(missing_ok=True)
     cfg.home.mkdir(parents=True, exist_ok=True)
+    if cfg.sasl_ssl_port:
+        try:
+            cfg.secured.ensure()
+        except TlsError as exc:
+            raise BrokerError(str(exc)) from None
     (cfg.home / "server.properties").write_text(_server_properties(cfg))
     (cfg.home / "log4j2.properties").write_text(_LOG4J2)
     _format_storage(libs, cfg)

@@ -20,6 +20,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from streams.kafka.connection import client_kwargs
+
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
@@ -107,6 +109,7 @@ class TopicRead:
             isolation_level="read_committed",
             max_partition_fetch_bytes=partition_fetch_bytes,
             fetch_max_bytes=32 * 1024 * 1024,
+            **client_kwargs(),
         )
         self._ends: dict[TopicPartition, int] = {}
         self._pending: set[TopicPartition] = set()

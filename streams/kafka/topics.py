@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from streams.kafka.connection import client_kwargs
+
 
 class TopicLayoutError(RuntimeError):
     """An existing topic's partition count differs from what the topology needs."""
@@ -38,7 +40,7 @@ async def describe_partitions(
     only with `expect_all`), so "missing" means the broker does not know the topic.
     """
     wanted = sorted(set(names))
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_kwargs())
     await admin.start()
     try:
         deadline = asyncio.get_running_loop().time() + settle_s
@@ -69,7 +71,7 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]
     missing = [s for s in specs if s.name not in existing]
     if not missing:
         return []
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_kwargs())
     await admin.start()
     try:
         new = [
@@ -116,7 +118,7 @@ async def delete_topics_with_prefix(bootstrap: str, *prefixes: str) -> list[str]
     """Delete every topic whose name starts with one of `prefixes` (scratch runs only)."""
     if not all(prefixes):
         raise ValueError("an empty prefix would name every topic")
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_kwargs())
     await admin.start()
     try:
         doomed = [t for t in await admin.list_topics() if t.startswith(prefixes)]

@@ -20,6 +20,7 @@ from streams.app.topology import partition_of
 from streams.contracts import AvroCodec, Record, format_time
 from streams.contracts.registry import default_registry
 from streams.faults.processes import ROOT, WorkerProcess, free_port
+from streams.kafka.connection import client_kwargs
 from streams.kafka.reader import RawRecord, read_topics
 
 __all__ = ["ROOT", "WorkerProcess", "free_port"]
@@ -43,7 +44,9 @@ async def produce(
     """Publish records in order with a plain idempotent aiokafka producer; a (topic, value, key)
     tuple is sent as raw bytes (hostile input)."""
     codec = AvroCodec()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, enable_idempotence=True, **client_kwargs()
+    )
     await producer.start()
     try:
         for record in records:
@@ -72,8 +75,8 @@ async def wait_idle(
 
     names = [prefix + t for t in INPUTS] + [f"{app_id}-{j}" for j in JOURNALS]
     tps = [TopicPartition(n, p) for n in names for p in range(partitions)]
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_kwargs())
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **client_kwargs())
     await admin.start()
     await consumer.start()
     try:

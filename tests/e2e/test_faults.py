@@ -4,12 +4,10 @@ records in every input topic, checked hop by hop against the project's own repla
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from streams.faults import FaultPlan, run_faults
-from streams.kafka import broker
+from tests.conftest import broker_config
 
 pytestmark = pytest.mark.e2e
 
@@ -17,7 +15,7 @@ pytestmark = pytest.mark.e2e
 async def test_r13_no_reward_lost_or_changed_when_workers_and_the_broker_are_killed(
     kafka_bootstrap: str,
 ) -> None:
-    cfg = broker.BrokerConfig.from_env(int(os.environ.get("KAFKA_TEST_PORT", "19092")))
+    cfg = broker_config()  # restarted as the session started it, SASL_SSL listener included
     plan = FaultPlan(
         events=2500,
         kills=3,

@@ -1,0 +1,260 @@
+"""How every Kafka client of the project connects: TLS and SASL, read in one place.
+
+The worker's Faust app and every aiokafka consumer, producer and admin client of the tools
+(replay, audit, explain, export, demo, topic admin, the fault harness) take their security
+settings from `current()`: the command line sets it once (`use`), and without it the
+environment does (`Security.from_env`). Secrets come from the environment or a file, never
+from a flag (a flag's value shows in `ps`), and never appear in a repr, a log line or an error.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+
+class Protocol(StrEnum):
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
+    SASL_SSL = "SASL_SSL"
+
+
+class Mechanism(StrEnum):
+    PLAIN = "PLAIN"
+    SCRAM_SHA_256 = "SCRAM-SHA-256"
+    SCRAM_SHA_512 = "SCRAM-SHA-512"
+
+
+class ConnectionConfigError(ValueError):
+    """The security settings cannot work as given; the message says which and why."""
+
+
+ENV = {
+    "protocol": "REFERRAL_SECURITY_PROTOCOL",
+    "mechanism": "REFERRAL_SASL_MECHANISM",
+    "username": "REFERRAL_SASL_USERNAME",
+    "password": "REFERRAL_SASL_PASSWORD",
+    "password_file": "REFERRAL_SASL_PASSWORD_FILE",
+    "cafile": "REFERRAL_SSL_CAFILE",
+    "certfile": "REFERRAL_SSL_CERTFILE",
+    "keyfile": "REFERRAL_SSL_KEYFILE",
+    "check_hostname": "REFERRAL_SSL_CHECK_HOSTNAME",
+}
+
+
+@dataclass(frozen=True)
+class Security:
+    protocol: Protocol = Protocol.PLAINTEXT
+    mechanism: Mechanism = Mechanism.SCRAM_SHA_512
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    cafile: Path | None = None
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    check_hostname: bool = True
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.protocol in (Protocol.SSL, Protocol.SASL_SSL)
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.protocol in (Protocol.SASL_PLAINTEXT, Protocol.SASL_SSL)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Security:
+        """The settings the environment gives (unset: PLAINTEXT, as the local broker)."""
+        env = os.environ if env is None else env
+        return cls.build(
+            protocol=env.get(ENV["protocol"]) or None,
+            mechanism=env.get(ENV["mechanism"]) or None,
+            username=env.get(ENV["username"]) or None,
+            password=env.get(ENV["password"]) or None,
+            password_file=env.get(ENV["password_file"]) or None,
+            cafile=env.get(ENV["cafile"]) or None,
+            certfile=env.get(ENV["certfile"]) or None,
+            keyfile=env.get(ENV["keyfile"]) or None,
+            check_hostname=(env.get(ENV["check_hostname"]) or "true").lower()
+            not in ("0", "false", "no"),
+        )
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        protocol: str | None,
+        mechanism: str | None,
+        username: str | None,
+        password: str | None,
+        password_file: str | None,
+        cafile: str | None,
+        certfile: str | None,
+        keyfile: str | None,
+        check_hostname: bool,
+    ) -> Security:
+        """Check and assemble the settings; raise ConnectionConfigError with the reason."""
+        try:
+            chosen = Protocol((protocol or "PLAINTEXT").upper())
+        except ValueError:
+            names = ", ".join(p.value for p in Protocol)
+            raise ConnectionConfigError(f"security protocol {protocol!r}: one of {names}") from None
+        try:
+            how = Mechanism((mechanism or "SCRAM-SHA-512").upper())
+        except ValueError:
+            names = ", ".join(m.value for m in Mechanism)
+            raise ConnectionConfigError(f"SASL mechanism {mechanism!r}: one of {names}") from None
+        if password_file:
+            try:
+                password = Path(password_file).read_text().rstrip("\r\n")
+            except OSError as exc:
+                raise ConnectionConfigError(
+                    f"SASL password file {password_file}: {exc.strerror}"
+                ) from None
+        security = cls(
+            protocol=chosen,
+            mechanism=how,
+            username=username,
+            password=password,
+            cafile=Path(cafile) if cafile else None,
+            certfile=Path(certfile) if certfile else None,
+            keyfile=Path(keyfile) if keyfile else None,
+            check_hostname=check_hostname,
+        )
+        security.check()
+        return security
+
+    def check(self) -> None:
+        if self.uses_sasl and (not self.username or not self.password):
+            raise ConnectionConfigError(
+                f"{self.protocol.value} needs a username ({ENV['username']}) and a password "
+                f"({ENV['password']} or {ENV['password_file']})"
+            )
+        if bool(self.certfile) != bool(self.keyfile):
+            raise ConnectionConfigError("a client certificate needs both its file and its key")
+        for name in ("cafile", "certfile", "keyfile"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ConnectionConfigError(f"TLS {name} {path}: no such file")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context (the system CAs unless a CA file is given); None without TLS."""
+        if not self.uses_tls:
+            return None
+        context = ssl.create_default_context(cafile=str(self.cafile) if self.cafile else None)
+        context.check_hostname = self.check_hostname
+        if self.certfile is not None and self.keyfile is not None:
+            context.load_cert_chain(str(self.certfile), str(self.keyfile))
+        return context
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for any aiokafka client."""
+        kwargs: dict[str, Any] = {"security_protocol": self.protocol.value}
+        if self.uses_tls:
+            kwargs["ssl_context"] = self.ssl_context()
+        if self.uses_sasl:
+            kwargs["sasl_mechanism"] = self.mechanism.value
+            kwargs["sasl_plain_username"] = self.username
+            kwargs["sasl_plain_password"] = self.password
+        return kwargs
+
+    def faust_credentials(self) -> Any:
+        """Faust's `broker_credentials` for these settings (None for PLAINTEXT)."""
+        import faust
+
+        if self.uses_sasl:
+            credentials = faust.SASLCredentials(
+                username=self.username,
+                password=self.password,
+                ssl_context=self.ssl_context(),
+                mechanism=self.mechanism.value,
+            )
+            if not self.uses_tls:
+                from faust.types.auth import AuthProtocol
+
+                credentials.protocol = AuthProtocol.SASL_PLAINTEXT
+            return credentials
+        if self.uses_tls:
+            return faust.SSLCredentials(self.ssl_context())
+        return None
+
+    def redact(self, text: str) -> str:
+        """`text` with the password, if it shows, replaced."""
+        return text.replace(self.password, "********") if self.password else text
+
+
+_IN_USE: dict[str, Security] = {}  # "security": what this process's clients connect with
+
+
+def use(security: Security) -> None:
+    """Set the settings every client of this process connects with."""
+    _IN_USE["security"] = security
+
+
+def current() -> Security:
+    """The settings in use: those set with `use`, else the environment's."""
+    if "security" not in _IN_USE:
+        _IN_USE["security"] = Security.from_env()
+    return _IN_USE["security"]
+
+
+def client_kwargs() -> dict[str, Any]:
+    """Security keyword arguments for an aiokafka client, from the settings in use."""
+    return current().client_kwargs()
+
+
+class KafkaUnreachable(ConnectionError):
+    """No broker answers at the bootstrap address (yet): worth waiting for."""
+
+
+class KafkaRefused(ConnectionError):
+    """A broker answers but the connection cannot work as configured (TLS trust, host name,
+    credentials, protocol): waiting will not help; the message says what to change."""
+
+
+async def probe(bootstrap: str, security: Security | None = None) -> None:
+    """Open one connection as the clients do, to the first bootstrap server that answers;
+    raise KafkaRefused or KafkaUnreachable naming the cause, else return."""
+    from aiokafka.conn import create_conn
+    from aiokafka.errors import (
+        KafkaConnectionError,
+        SaslAuthenticationFailed,
+        UnsupportedSaslMechanismError,
+    )
+
+    security = security or current()
+    kwargs = security.client_kwargs()
+    causes = []
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            conn = await create_conn(host, int(port), request_timeout_ms=10_000, **kwargs)
+        except ssl.SSLCertVerificationError as exc:
+            raise KafkaRefused(
+                f"the certificate of {server} is not trusted ({exc.verify_message}): give its "
+                f"CA with --ssl-cafile (${ENV['cafile']})"
+            ) from None
+        except ssl.SSLError as exc:
+            raise KafkaRefused(f"TLS with {server} failed ({exc.reason or exc})") from None
+        except (SaslAuthenticationFailed, UnsupportedSaslMechanismError) as exc:
+            raise KafkaRefused(
+                f"{server} refused the SASL {security.mechanism.value} login of user "
+                f"{security.username!r}: {security.redact(str(exc)).split(': ', 1)[-1]}"
+            ) from None
+        except (KafkaConnectionError, OSError) as exc:
+            text = security.redact(str(exc))
+            if "closed" in text and not security.uses_tls:
+                raise KafkaRefused(
+                    f"{server} closed a {security.protocol.value} connection at once: it may "
+                    f"be a TLS listener (--security-protocol SSL or SASL_SSL)"
+                ) from None
+            causes.append(f"{server}: {text}")
+            continue
+        conn.close()
+        return
+    raise KafkaUnreachable("; ".join(causes) or f"no server in {bootstrap!r}")
