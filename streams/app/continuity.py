@@ -30,6 +30,7 @@ from faust.types import TP, EventT
 
 log = logging.getLogger("referral.worker")
 StartOffsets = Callable[[set[TP]], Awaitable[dict[TP, int]]]
+EndOffsets = Callable[[set[TP]], Awaitable[dict[TP, int]]]
 GapIsEmpty = Callable[[TP, int, int], Awaitable[bool]]  # (tp, first, end): no record there
 
 
@@ -49,12 +50,14 @@ class Continuity:
         self.consumer = consumer
         self._next: dict[TP, int] = {}
         self._reported: set[tuple[TP, int]] = set()
+        self._last_check: dict[TP, int] = {}  # the expected offset at the last stall check
         self.sought_back = 0  # partitions sought back after a skip (a metric)
 
     def forget(self) -> None:
         """After a revocation: the next assignment starts again from committed offsets."""
         self._next.clear()
         self._reported.clear()
+        self._last_check.clear()
 
     async def admit(self, events: Iterable[EventT[Any]]) -> list[EventT[Any]]:
         """The events to apply, in order; the others are dropped and, after a skip, the
@@ -96,6 +99,39 @@ class Continuity:
             self.sought_back += 1
             await consumer.seek(tp, offset)
         return admitted
+
+    async def check_stalls(self, topics: set[str], end_offsets: EndOffsets) -> list[TP]:
+        """Seek back the partitions of `topics` that have records left to apply and made no
+        progress since the last check: a skipped last record shows no later one to give it
+        away. Called every few seconds; returns the partitions sought back."""
+        consumer = self.consumer()
+        mine = {tp for tp in consumer.assignment() if tp.topic in topics}
+        if not mine:
+            return []
+        unknown = {tp for tp in mine if tp not in self._next}
+        if unknown:
+            self._next.update(await self.start_offsets(unknown))
+        ends = await end_offsets(mine)
+        stalled = []
+        for tp in sorted(mine):
+            expected = self._next.get(tp)
+            if expected is None or ends.get(tp, 0) <= expected:
+                self._last_check.pop(tp, None)
+                continue
+            if self._last_check.get(tp) == expected:
+                stalled.append(tp)
+            self._last_check[tp] = expected
+        for tp in stalled:
+            expected = self._next[tp]
+            log.warning(
+                "%s[%d]: no record applied since %d though the log goes on; seeking back",
+                tp.topic,
+                tp.partition,
+                expected,
+            )
+            self.sought_back += 1
+            await consumer.seek(tp, expected)
+        return stalled
 
     async def _empty(self, tp: TP, first: int, end: int) -> bool:
         try:

@@ -76,6 +76,7 @@ RAW: dict[str, Any] = {
 }
 CLOSED_STATUSES = {DecisionStatus.GRANTED, DecisionStatus.REJECTED}
 Handler = Callable[[EventT[Any]], list["Outgoing"]]
+STALL_CHECK_S = 10.0  # how often partitions with records left but no progress are sought back
 EXIT_UNDELIVERED = 75  # EX_TEMPFAIL: a supervisor restarts the worker, and the batch comes again
 
 
@@ -518,6 +519,15 @@ class ReferralWorker:
     # -- the clock -----------------------------------------------------------------------
 
     def _build_clock(self) -> None:
+        @self.app.timer(interval=STALL_CHECK_S)  # type: ignore[untyped-decorator]
+        async def check_stalls() -> None:
+            """A partition whose last record was skipped shows nothing to the agents."""
+            topics = {topic for agent in self.app.agents.values() for topic in agent.channel.topics}
+            try:
+                await self.continuity.check_stalls(topics, self._end_offsets)
+            except Exception as exc:  # the broker may be away: the next check tries again
+                log.debug("stall check failed: %s", exc)
+
         @self.app.on_before_shutdown.connect
         async def close_clients(*_: Any, **__: Any) -> None:
             if self._kafka_clients is not None:
@@ -603,6 +613,14 @@ class ReferralWorker:
             beginnings = await consumer.beginning_offsets(missing)
             starts.update({wanted[ak]: offset for ak, offset in beginnings.items()})
         return starts
+
+    async def _end_offsets(self, tps: set[TP]) -> dict[TP, int]:
+        from aiokafka import TopicPartition
+
+        _, consumer = await self._clients()
+        wanted = {TopicPartition(tp.topic, tp.partition): tp for tp in tps}
+        ends = await consumer.end_offsets(list(wanted))
+        return {wanted[ak]: offset for ak, offset in ends.items()}
 
     async def _gap_is_empty(self, tp: TP, first: int, end: int) -> bool:
         """Whether the broker holds no record at offsets first..end-1 of `tp` (markers)."""

@@ -120,3 +120,33 @@ def test_r13_the_commit_point_is_one_past_the_last_record_applied() -> None:
     consumer._acked[TOPIC] = [12, 10, 11, 14]  # 13: a transaction marker
     assert _commit_point(consumer, TOPIC) == 15
     assert consumer._acked[TOPIC] == []
+
+
+async def test_r13_a_skipped_last_record_is_sought_back_by_the_stall_check() -> None:
+    """Nothing after it arrives to show the gap: the check sees records left and no progress."""
+    consumer = Consumer(TOPIC)
+    continuity = guard(consumer, {TOPIC: 1})
+
+    async def ends(tps: set[TP]) -> dict[TP, int]:
+        return {tp: 2 for tp in tps}  # offset 1 is the partition's last record
+
+    assert await continuity.check_stalls({TOPIC.topic}, ends) == []  # first look: wait
+    assert consumer.sought == []
+    assert await continuity.check_stalls({TOPIC.topic}, ends) == [TOPIC]  # no progress since
+    assert consumer.sought == [(TOPIC, 1)]
+    assert offsets(await continuity.admit([Event(TOPIC, 1)])) == [1]
+    assert await continuity.check_stalls({TOPIC.topic}, ends) == []  # caught up
+
+
+async def test_a_partition_making_progress_or_of_another_topic_is_left_alone() -> None:
+    other = TP("client-signed", 0)
+    consumer = Consumer(TOPIC, other)
+    continuity = guard(consumer, {TOPIC: 0, other: 0})
+
+    async def ends(tps: set[TP]) -> dict[TP, int]:
+        return {tp: 10 for tp in tps}
+
+    await continuity.check_stalls({TOPIC.topic}, ends)
+    await continuity.admit([Event(TOPIC, 0)])
+    assert await continuity.check_stalls({TOPIC.topic}, ends) == []
+    assert consumer.sought == []
