@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv compile lint test test-fast kafka-up kafka-down kafka-status run bench bench-replay faults clean
+.PHONY: venv compile lint test test-fast kafka-up kafka-down kafka-status run bench bench-replay bench-live faults clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ bench: compile
 # Replay from Kafka against read+decode alone, on the local broker.
 bench-replay: compile kafka-up
 	$(PY) -m benchmarks.replay_kafka
+
+# The live worker draining a backlog against a raw aiokafka reader, one and two workers.
+BENCH_LIVE_ARGS ?= --events 100000 --json bench-live.json
+bench-live: compile kafka-up
+	$(PY) -m benchmarks.live $(BENCH_LIVE_ARGS)
 
 # The fault harness, long run: workers killed with SIGKILL, a second worker, the broker killed
 # and restarted, hostile input; a bounded run is part of `make test` (tests/e2e/test_faults.py).

@@ -1,0 +1,175 @@
+"""Live speed (make bench-live): the worker draining a backlog, against the raw client.
+
+In one run, on the local broker: a seeded backlog (streams.scenario) is published to fresh
+input topics while one worker (`--clock events`, default terms) waits on them; the time runs
+from the first record published to every input and journal record committed by the group.
+The same inputs are then read and decoded by a plain aiokafka consumer (the ceiling), and a
+second copy of the backlog is drained by two workers. Figures are printed and, with --json,
+written with the machine they were measured on. Nothing here is asserted by a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+import uuid
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from benchmarks.replay_kafka import publish, read_and_decode
+from streams.app.journal import JOURNALS
+from streams.app.settings import Topics
+from streams.faults.processes import WorkerProcess
+from streams.kafka import broker
+from streams.kafka.broker import KAFKA_VERSION
+
+PARTITIONS = 8
+
+
+async def committed_everything(bootstrap: str, app_id: str, topics: Topics) -> bool:
+    names = [*topics.inputs, *(f"{app_id}-{j}" for j in JOURNALS.values())]
+    tps = [TopicPartition(n, p) for n in names for p in range(PARTITIONS)]
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(app_id)
+        ends = await consumer.end_offsets(tps)
+    finally:
+        await consumer.stop()
+        await admin.close()
+    return all(
+        committed[tp].offset >= end if tp in committed else end == 0 for tp, end in ends.items()
+    )
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):  # the peak resident set
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+async def drain(bootstrap: str, events: int, workers: int, folder: Path) -> dict[str, Any]:
+    """Publish a backlog to fresh topics while `workers` wait on them; time the drain."""
+    tag = uuid.uuid4().hex[:8]
+    app_id, topics = f"bench-live-{tag}", Topics(f"bench-live-{tag}.")
+    terms = Path(__file__).parents[1] / "streams" / "rules" / "default_terms.toml"
+    procs = [
+        WorkerProcess(
+            bootstrap, app_id, topics.prefix, folder / f"{tag}-{n}", terms, commit_interval=1.0
+        )
+        for n in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        for proc in procs:
+            await asyncio.to_thread(proc.wait_ready, 120)
+        await asyncio.sleep(3)  # the group settles before the clock starts
+        start = time.perf_counter()
+        count = await publish(bootstrap, topics, events)
+        published = time.perf_counter() - start
+        quiet = 0
+        while quiet < 2:
+            await asyncio.sleep(1)
+            quiet = quiet + 1 if await committed_everything(bootstrap, app_id, topics) else 0
+        seconds = time.perf_counter() - start - 1  # the second confirming check
+        peak = max(rss_mb(p.proc.pid) for p in procs if p.proc is not None)
+    finally:
+        for proc in procs:
+            await asyncio.to_thread(proc.stop)
+    return {
+        "topics": topics,
+        "events": count,
+        "publish_s": round(published, 1),
+        "drain_s": round(seconds, 1),
+        "events_per_s": round(count / seconds),
+        "peak_rss_mb": round(peak),
+    }
+
+
+async def run(bootstrap: str, events: int, two: bool) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-live-") as scratch:
+        one = await drain(bootstrap, events, 1, Path(scratch))
+        start = time.perf_counter()
+        decoded = await read_and_decode(bootstrap, one.pop("topics"))
+        raw_s = time.perf_counter() - start
+        raw = {
+            "events": decoded,
+            "seconds": round(raw_s, 1),
+            "events_per_s": round(decoded / raw_s),
+        }
+        result: dict[str, Any] = {
+            "one_worker": one,
+            "raw_read_decode": raw,
+            "ratio": round(one["events_per_s"] / raw["events_per_s"], 4),
+        }
+        if two:
+            pair = await drain(bootstrap, events, 2, Path(scratch))
+            pair.pop("topics")
+            result["two_workers"] = pair
+            result["two_over_one"] = round(pair["events_per_s"] / one["events_per_s"], 2)
+    return result
+
+
+def machine() -> dict[str, Any]:
+    versions = {}
+    for name in ("faust-streaming", "aiokafka", "fastavro", "rocksdict"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "kafka": KAFKA_VERSION,
+        "platform": platform.platform(),
+        "libraries": versions,
+        "bench_process_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--one-only", action="store_true", help="skip the two-worker run")
+    parser.add_argument("--json", default=None, help="write the figures and the machine here")
+    args = parser.parse_args()
+    bootstrap = broker.up()[0]
+    result = asyncio.run(run(bootstrap, args.events, not args.one_only))
+    result["machine"] = machine()
+    one, raw = result["one_worker"], result["raw_read_decode"]
+    print(f"backlog of {one['events']} events (published in {one['publish_s']} s)")
+    rate, rss = one["events_per_s"], one["peak_rss_mb"]
+    print(f"one worker : {one['drain_s']:7.1f} s {rate:>9,} events/s  peak RSS {rss} MB")
+    print(
+        f"raw client : {raw['seconds']:7.1f} s {raw['events_per_s']:>9,} events/s  (read + decode)"
+    )
+    print(f"ratio      : {result['ratio']}")
+    if "two_workers" in result:
+        two = result["two_workers"]
+        rate, times = two["events_per_s"], result["two_over_one"]
+        print(f"two workers: {two['drain_s']:7.1f} s {rate:>9,} events/s  ({times}x one)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
