@@ -104,8 +104,12 @@ async def drain(bootstrap: str, events: int, workers: int, folder: Path) -> dict
     }
 
 
-async def run(bootstrap: str, events: int, two: bool) -> dict[str, Any]:
+async def run(bootstrap: str, events: int, two: bool, rewards: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-live-") as scratch:
+        if rewards:
+            measured = await latency(bootstrap, rewards, 200, Path(scratch))
+            if not events:
+                return {"latency": measured}
         one = await drain(bootstrap, events, 1, Path(scratch))
         start = time.perf_counter()
         decoded = await read_and_decode(bootstrap, one.pop("topics"))
@@ -125,7 +129,110 @@ async def run(bootstrap: str, events: int, two: bool) -> dict[str, Any]:
             pair.pop("topics")
             result["two_workers"] = pair
             result["two_over_one"] = round(pair["events_per_s"] / one["events_per_s"], 2)
+        if rewards:
+            result["latency"] = measured
     return result
+
+
+async def latency(bootstrap: str, rewards: int, load_rate: int, folder: Path) -> dict[str, Any]:
+    """Zero hold: produce a first invoice, wait for its reward-granted read_committed; p50/p99
+    over `rewards` rewards, while a background stream of `load_rate` events/s runs."""
+    from aiokafka import AIOKafkaProducer
+
+    from streams.contracts import AvroCodec, ClientSigned, InvoicePaid, LeadSubmitted
+    from streams.contracts.records import Referee, Referrer, ReferrerKind, RewardKind
+    from streams.scenario import ScenarioShape, generate
+
+    tag = uuid.uuid4().hex[:8]
+    app_id, topics = f"bench-lat-{tag}", Topics(f"bench-lat-{tag}.")
+    terms = folder / "zero-hold.toml"
+    default = Path(__file__).parents[1] / "streams" / "rules" / "default_terms.toml"
+    terms.write_text(default.read_text().replace('hold = "P14D"', 'hold = "PT0S"'))
+    worker = WorkerProcess(bootstrap, app_id, topics.prefix, folder / f"lat-{tag}", terms)
+    codec = AvroCodec()
+    now = int(time.time() * 1000) - 3_600_000
+    leads = [f"lat-{n:05d}" for n in range(rewards)]
+
+    def story(lead_id: str, n: int) -> list[Any]:
+        referrer = Referrer(
+            referrer_id=f"ref-{lead_id}", kind=ReferrerKind.CLIENT, email=f"r@{lead_id}.example",
+            reward_preference=RewardKind.GIFT_VOUCHER, terms_accepted_version="2021-06-21",
+        )  # fmt: skip
+        referee = Referee(email=f"boss@{lead_id}.example", known_to_ringover=False)
+        return [
+            LeadSubmitted(f"{lead_id}-l", now + n, lead_id, referrer, referee),
+            ClientSigned(f"{lead_id}-s", now + n, lead_id, f"acc-{lead_id}", 12),
+        ]
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=-1)
+    consumer = AIOKafkaConsumer(
+        topics.reward_granted,
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+    )
+    worker.start()
+    seen: dict[str, float] = {}
+    sent: dict[str, float] = {}
+    try:
+        await asyncio.to_thread(worker.wait_ready, 120)
+        await producer.start()
+        for n, lead_id in enumerate(leads):
+            for event in story(lead_id, n):
+                await producer.send(
+                    topics.name(event.topic), codec.encode_record(event), key=lead_id.encode()
+                )
+        await producer.flush()
+        await consumer.start()
+
+        async def read() -> None:
+            while len(seen) < rewards:
+                batch = await consumer.getmany(timeout_ms=200)
+                at = time.perf_counter()
+                for records in batch.values():
+                    for record in records:
+                        reward = codec.decode_record("reward-granted", record.value or b"")
+                        seen.setdefault(reward.lead_id, at)  # type: ignore[union-attr]
+
+        async def load() -> None:
+            shape = ScenarioShape(leads=max(50, load_rate * 60), seed=11)
+            for event in generate(shape):
+                await producer.send(
+                    topics.name(event.topic), codec.encode_record(event), key=event.key.encode()
+                )
+                await asyncio.sleep(1 / load_rate)
+
+        reader, loader = asyncio.create_task(read()), asyncio.create_task(load())
+        await asyncio.sleep(5)  # the load runs before the measure starts
+        for n, lead_id in enumerate(leads):
+            invoice = InvoicePaid(
+                f"{lead_id}-i",
+                now + rewards + n,
+                f"acc-{lead_id}",
+                f"inv-{lead_id}",
+                1,
+                2900,
+                "EUR",
+            )
+            sent[lead_id] = time.perf_counter()
+            await producer.send_and_wait(
+                topics.invoice_paid, codec.encode_record(invoice), key=invoice.key.encode()
+            )
+            await asyncio.sleep(0.05)
+        await asyncio.wait_for(reader, timeout=120)
+        loader.cancel()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        await asyncio.to_thread(worker.stop)
+    times = sorted((seen[lead] - sent[lead]) * 1000 for lead in leads if lead in seen)
+    return {
+        "rewards": len(times),
+        "background_events_per_s": load_rate,
+        "p50_ms": round(times[len(times) // 2], 1),
+        "p99_ms": round(times[int(len(times) * 0.99) - 1], 1),
+        "max_ms": round(times[-1], 1),
+    }
 
 
 def machine() -> dict[str, Any]:
@@ -149,11 +256,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--one-only", action="store_true", help="skip the two-worker run")
+    parser.add_argument(
+        "--latency", type=int, default=1000, help="rewards timed for latency (0: none)"
+    )
     parser.add_argument("--json", default=None, help="write the figures and the machine here")
     args = parser.parse_args()
     bootstrap = broker.up()[0]
-    result = asyncio.run(run(bootstrap, args.events, not args.one_only))
+    result = asyncio.run(run(bootstrap, args.events, not args.one_only, args.latency))
     result["machine"] = machine()
+    if "latency" in result:
+        lat = result["latency"]
+        print(
+            f"latency    : first invoice -> reward readable, p50 {lat['p50_ms']} ms, p99 "
+            f"{lat['p99_ms']} ms, max {lat['max_ms']} ms over {lat['rewards']} rewards "
+            f"(background {lat['background_events_per_s']} events/s)"
+        )
+    if "one_worker" not in result:
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        return
     one, raw = result["one_worker"], result["raw_read_decode"]
     print(f"backlog of {one['events']} events (published in {one['publish_s']} s)")
     rate, rss = one["events_per_s"], one["peak_rss_mb"]

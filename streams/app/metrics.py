@@ -18,6 +18,8 @@ class Metrics:
         self.overdue_grants = 0  # granted after due_by in wall-clock time (R10)
         self.decisions = Counter[str]()  # by status
         self.ticks = 0
+        self.rounds = Counter[str]()  # batch rounds, by agent
+        self.round_records = Counter[str]()  # records taken through them, by agent
         self._gauges: list[Callable[[], Iterable[tuple[str, dict[str, str], float]]]] = []
 
     def add_gauges(self, source: Callable[[], Iterable[tuple[str, dict[str, str], float]]]) -> None:
@@ -50,6 +52,12 @@ class Metrics:
         lines.append(f"referral_overdue_grants_total {self.overdue_grants}")
         family("referral_clock_ticks_total", "counter", "Clock records written while caught up.")
         lines.append(f"referral_clock_ticks_total {self.ticks}")
+        family("referral_rounds_total", "counter", "Batch rounds (rules, send, store), by agent.")
+        for agent, count in sorted(self.rounds.items()):
+            lines.append(f'referral_rounds_total{{agent="{agent}"}} {count}')
+        family("referral_round_records_total", "counter", "Records taken through rounds.")
+        for agent, count in sorted(self.round_records.items()):
+            lines.append(f'referral_round_records_total{{agent="{agent}"}} {count}')
         family("referral_consumer_lag", "gauge", "Records not yet read, by topic and partition.")
         for source in self._gauges:
             for name, labels, value in source():

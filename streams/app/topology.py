@@ -314,6 +314,8 @@ class ReferralWorker:
             batches = stream.take_events(batch_size, within=within)  # type: ignore[attr-defined]
             async for events in batches:
                 outgoing: list[Outgoing] = []
+                self.metrics.rounds[name] += 1
+                self.metrics.round_records[name] += len(events)
                 for event in await self.continuity.admit(events):
                     with as_current(event):
                         try:
