@@ -31,8 +31,9 @@ test: lint compile
 test-fast: compile
 	$(PY) -m pytest tests/unit
 
+# `make kafka-up KAFKA_UP_ARGS="--secure --fresh"` adds the SASL_SSL listener (README).
 kafka-up: venv
-	$(PY) -m streams kafka up
+	$(PY) -m streams kafka up $(KAFKA_UP_ARGS)
 
 kafka-down: venv
 	$(PY) -m streams kafka down
