@@ -158,7 +158,7 @@ async def latency(bootstrap: str, rewards: int, load_rate: int, folder: Path) ->
             referrer_id=f"ref-{lead_id}", kind=ReferrerKind.CLIENT, email=f"r@{lead_id}.example",
             reward_preference=RewardKind.GIFT_VOUCHER, terms_accepted_version="2021-06-21",
         )  # fmt: skip
-        referee = Referee(email=f"boss@{lead_id}.example", known_to_ringover=False)
+        referee = Referee(email=f"boss@client-{lead_id}.example", known_to_ringover=False)
         return [
             LeadSubmitted(f"{lead_id}-l", now + n, lead_id, referrer, referee),
             ClientSigned(f"{lead_id}-s", now + n, lead_id, f"acc-{lead_id}", 12),
@@ -192,7 +192,9 @@ async def latency(bootstrap: str, rewards: int, load_rate: int, folder: Path) ->
                 for records in batch.values():
                     for record in records:
                         reward = codec.decode_record("reward-granted", record.value or b"")
-                        seen.setdefault(reward.lead_id, at)  # type: ignore[union-attr]
+                        lead_id = reward.lead_id  # type: ignore[union-attr]
+                        if lead_id in sent:  # not the background load's
+                            seen.setdefault(lead_id, at)
 
         async def load() -> None:
             shape = ScenarioShape(leads=max(50, load_rate * 60), seed=11)
