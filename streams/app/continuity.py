@@ -31,6 +31,7 @@ from faust.types import TP, EventT
 log = logging.getLogger("referral.worker")
 StartOffsets = Callable[[set[TP]], Awaitable[dict[TP, int]]]
 EndOffsets = Callable[[set[TP]], Awaitable[dict[TP, int]]]
+STALLED_CHECKS = 6  # checks without progress before a busy agent's partition is sought back
 GapIsEmpty = Callable[[TP, int, int], Awaitable[bool]]  # (tp, first, end): no record there
 
 
@@ -50,7 +51,8 @@ class Continuity:
         self.consumer = consumer
         self._next: dict[TP, int] = {}
         self._reported: set[tuple[TP, int]] = set()
-        self._last_check: dict[TP, int] = {}  # the expected offset at the last stall check
+        # tp -> (expected offset at the last stall check, checks in a row without progress)
+        self._last_check: dict[TP, tuple[int, int]] = {}
         self.sought_back = 0  # partitions sought back after a skip (a metric)
 
     def forget(self) -> None:
@@ -100,13 +102,18 @@ class Continuity:
             await consumer.seek(tp, offset)
         return admitted
 
-    async def check_stalls(self, topics: set[str], end_offsets: EndOffsets) -> list[TP]:
+    async def check_stalls(
+        self, topics: set[str], idle: set[str], end_offsets: EndOffsets
+    ) -> list[TP]:
         """Seek back the partitions of `topics` that have records left to apply and made no
-        progress since the last check: a skipped last record shows no later one to give it
-        away. Called every few seconds; returns the partitions sought back."""
+        progress: a skipped last record shows no later one to give it away. A partition of an
+        agent that ran no round since the last check (its topics in `idle`) is sought back at
+        the second check without progress; any other after STALLED_CHECKS checks, since a busy
+        agent's partitions may just be waiting their turn. Called every few seconds."""
         consumer = self.consumer()
         mine = {tp for tp in consumer.assignment() if tp.topic in topics}
         if not mine:
+            self._last_check.clear()
             return []
         unknown = {tp for tp in mine if tp not in self._next}
         if unknown:
@@ -118,9 +125,12 @@ class Continuity:
             if expected is None or ends.get(tp, 0) <= expected:
                 self._last_check.pop(tp, None)
                 continue
-            if self._last_check.get(tp) == expected:
+            seen, checks = self._last_check.get(tp, (None, 0))
+            checks = checks + 1 if seen == expected else 0
+            self._last_check[tp] = (expected, checks)
+            if checks >= (1 if tp.topic in idle else STALLED_CHECKS):
                 stalled.append(tp)
-            self._last_check[tp] = expected
+                del self._last_check[tp]
         for tp in stalled:
             expected = self._next[tp]
             log.warning(

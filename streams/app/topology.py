@@ -150,6 +150,7 @@ class ReferralWorker:
             self._start_offsets, self._gap_is_empty, lambda: self.app.consumer
         )
         self._reading = asyncio.Lock()  # our consumer reads one partition range at a time
+        self._rounds_seen: dict[str, int] = {}  # rounds per agent at the last stall check
         install_commit_point()  # every agent goes through the continuity guard
         self._timers_by_partition: dict[int, list[tuple[int, str]]] | None = None
         self._kafka_clients: tuple[Any, Any] | None = None
@@ -523,10 +524,21 @@ class ReferralWorker:
     def _build_clock(self) -> None:
         @self.app.timer(interval=STALL_CHECK_S)  # type: ignore[untyped-decorator]
         async def check_stalls() -> None:
-            """A partition whose last record was skipped shows nothing to the agents."""
-            topics = {topic for agent in self.app.agents.values() for topic in agent.channel.topics}
+            """A partition whose last record was skipped shows nothing to the agents. Only the
+            partitions of agents that ran no round since the last check count: a busy agent's
+            partitions may just be waiting their turn behind others."""
+            rounds = dict(self.metrics.rounds)
+            agents = list(self.app.agents.values())
+            topics = {topic for agent in agents for topic in agent.channel.topics}
+            idle = {
+                topic
+                for agent in agents
+                if rounds.get(agent.name, 0) == self._rounds_seen.get(agent.name, 0)
+                for topic in agent.channel.topics
+            }
+            self._rounds_seen = rounds
             try:
-                await self.continuity.check_stalls(topics, self._end_offsets)
+                await self.continuity.check_stalls(topics, idle, self._end_offsets)
             except Exception as exc:  # the broker may be away: the next check tries again
                 log.debug("stall check failed: %s", exc)
 

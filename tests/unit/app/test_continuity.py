@@ -8,7 +8,7 @@ from typing import Any
 
 from faust.types import TP
 
-from streams.app.continuity import Continuity, _commit_point
+from streams.app.continuity import STALLED_CHECKS, Continuity, _commit_point
 
 TOPIC = TP("invoice-paid", 3)
 
@@ -130,12 +130,27 @@ async def test_r13_a_skipped_last_record_is_sought_back_by_the_stall_check() -> 
     async def ends(tps: set[TP]) -> dict[TP, int]:
         return {tp: 2 for tp in tps}  # offset 1 is the partition's last record
 
-    assert await continuity.check_stalls({TOPIC.topic}, ends) == []  # first look: wait
+    idle = {TOPIC.topic}  # its agent ran no round since the last check
+    assert await continuity.check_stalls(idle, idle, ends) == []  # first look: wait
     assert consumer.sought == []
-    assert await continuity.check_stalls({TOPIC.topic}, ends) == [TOPIC]  # no progress since
+    assert await continuity.check_stalls(idle, idle, ends) == [TOPIC]  # no progress since
     assert consumer.sought == [(TOPIC, 1)]
     assert offsets(await continuity.admit([Event(TOPIC, 1)])) == [1]
-    assert await continuity.check_stalls({TOPIC.topic}, ends) == []  # caught up
+    assert await continuity.check_stalls(idle, idle, ends) == []  # caught up
+
+
+async def test_a_busy_agents_partition_waits_longer_before_it_is_sought_back() -> None:
+    """Behind a backlog a partition may wait its turn: only a long wait counts as a stall."""
+    consumer = Consumer(TOPIC)
+    continuity = guard(consumer, {TOPIC: 1})
+
+    async def ends(tps: set[TP]) -> dict[TP, int]:
+        return {tp: 2 for tp in tps}
+
+    busy: set[str] = set()
+    for _ in range(STALLED_CHECKS):
+        assert await continuity.check_stalls({TOPIC.topic}, busy, ends) == []
+    assert await continuity.check_stalls({TOPIC.topic}, busy, ends) == [TOPIC]
 
 
 async def test_a_partition_making_progress_or_of_another_topic_is_left_alone() -> None:
@@ -146,7 +161,8 @@ async def test_a_partition_making_progress_or_of_another_topic_is_left_alone() -
     async def ends(tps: set[TP]) -> dict[TP, int]:
         return {tp: 10 for tp in tps}
 
-    await continuity.check_stalls({TOPIC.topic}, ends)
+    idle = {TOPIC.topic}
+    await continuity.check_stalls(idle, idle, ends)
     await continuity.admit([Event(TOPIC, 0)])
-    assert await continuity.check_stalls({TOPIC.topic}, ends) == []
+    assert await continuity.check_stalls(idle, idle, ends) == []
     assert consumer.sought == []
