@@ -44,11 +44,18 @@ def drop(event: EventT[Any], consumer: Any) -> None:
 
 class Continuity:
     def __init__(
-        self, start_offsets: StartOffsets, gap_is_empty: GapIsEmpty, consumer: Callable[[], Any]
+        self,
+        start_offsets: StartOffsets,
+        gap_is_empty: GapIsEmpty,
+        consumer: Callable[[], Any],
+        seek: Callable[[TP, int], Awaitable[None]] | None = None,
     ) -> None:
         self.start_offsets = start_offsets
         self.gap_is_empty = gap_is_empty
         self.consumer = consumer
+        # Faust's Consumer.seek touches the client from this thread while it fetches in its
+        # own; the worker passes a seek that runs on the consumer's thread.
+        self.seek = seek or (lambda tp, offset: self.consumer().seek(tp, offset))
         self._next: dict[TP, int] = {}
         self._reported: set[tuple[TP, int]] = set()
         # tp -> (expected offset at the last stall check, checks in a row without progress)
@@ -99,7 +106,7 @@ class Continuity:
                     )
         for tp, offset in seek.items():
             self.sought_back += 1
-            await consumer.seek(tp, offset)
+            await self.seek(tp, offset)
         return admitted
 
     async def check_stalls(
@@ -140,7 +147,7 @@ class Continuity:
                 expected,
             )
             self.sought_back += 1
-            await consumer.seek(tp, expected)
+            await self.seek(tp, expected)
         return stalled
 
     async def _empty(self, tp: TP, first: int, end: int) -> bool:

@@ -147,7 +147,7 @@ class ReferralWorker:
         self.faults.flush = self._flush_producer
         self._shards: dict[int, LeadShard] = {}
         self.continuity = Continuity(
-            self._start_offsets, self._gap_is_empty, lambda: self.app.consumer
+            self._start_offsets, self._gap_is_empty, lambda: self.app.consumer, self._seek
         )
         self._reading = asyncio.Lock()  # our consumer reads one partition range at a time
         self._rounds_seen: dict[str, int] = {}  # rounds per agent at the last stall check
@@ -627,6 +627,13 @@ class ReferralWorker:
             beginnings = await consumer.beginning_offsets(missing)
             starts.update({wanted[ak]: offset for ak, offset in beginnings.items()})
         return starts
+
+    async def _seek(self, tp: TP, offset: int) -> None:
+        """Seek on the consumer's own thread, as Faust's rebalance does (its Consumer.seek
+        calls the client from this thread while it fetches: aiokafka then fails on a
+        KeyError in fetched_records, and the worker crashes)."""
+        consumer: Any = self.app.consumer  # the aiokafka driver's, with its thread
+        await consumer._thread.seek_wait({tp: offset})
 
     async def _end_offsets(self, tps: set[TP]) -> dict[TP, int]:
         from aiokafka import TopicPartition
