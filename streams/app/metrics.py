@@ -33,15 +33,21 @@ class Metrics:
             lines.append(f"# HELP {name} {help_text}")
             lines.append(f"# TYPE {name} {kind}")
 
-        family("referral_events_total", "counter", "Input records handled, by topic.")
-        for topic, count in sorted(self.events.items()):
-            lines.append(f'referral_events_total{{topic="{topic}"}} {count}')
-        family("referral_dead_letters_total", "counter", "Records dead-lettered, by reason.")
-        for reason, count in sorted(self.dead_letters.items()):
-            lines.append(f'referral_dead_letters_total{{reason="{reason}"}} {count}')
-        family("referral_decisions_total", "counter", "Decisions emitted, by status.")
-        for status, count in sorted(self.decisions.items()):
-            lines.append(f'referral_decisions_total{{status="{status}"}} {count}')
+        def by_label(name: str, label: str, counts: Counter[str], help_text: str) -> None:
+            family(name, "counter", help_text)
+            for value, count in sorted(counts.items()):
+                lines.append(f'{name}{{{label}="{value}"}} {count}')
+
+        by_label("referral_events_total", "topic", self.events, "Input records handled, by topic.")
+        by_label(
+            "referral_dead_letters_total",
+            "reason",
+            self.dead_letters,
+            "Records dead-lettered, by reason.",
+        )
+        by_label(
+            "referral_decisions_total", "status", self.decisions, "Decisions emitted, by status."
+        )
         family("referral_rewards_granted_total", "counter", "reward-granted records emitted.")
         lines.append(f"referral_rewards_granted_total {self.rewards_granted}")
         family(
@@ -52,12 +58,18 @@ class Metrics:
         lines.append(f"referral_overdue_grants_total {self.overdue_grants}")
         family("referral_clock_ticks_total", "counter", "Clock records written while caught up.")
         lines.append(f"referral_clock_ticks_total {self.ticks}")
-        family("referral_rounds_total", "counter", "Batch rounds (rules, send, store), by agent.")
-        for agent, count in sorted(self.rounds.items()):
-            lines.append(f'referral_rounds_total{{agent="{agent}"}} {count}')
-        family("referral_round_records_total", "counter", "Records taken through rounds.")
-        for agent, count in sorted(self.round_records.items()):
-            lines.append(f'referral_round_records_total{{agent="{agent}"}} {count}')
+        by_label(
+            "referral_rounds_total",
+            "agent",
+            self.rounds,
+            "Batch rounds (rules, send, store), by agent.",
+        )
+        by_label(
+            "referral_round_records_total",
+            "agent",
+            self.round_records,
+            "Records taken through rounds, by agent.",
+        )
         family("referral_consumer_lag", "gauge", "Records not yet read, by topic and partition.")
         for source in self._gauges:
             for name, labels, value in source():
