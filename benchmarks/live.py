@@ -24,11 +24,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer
 
 from benchmarks.replay_kafka import publish, read_and_decode
-from streams.app.journal import JOURNALS
+from streams.app.pipeline import behind, offset_clients, pipeline_partitions
 from streams.app.settings import Topics
 from streams.faults.processes import WorkerProcess
 from streams.kafka import broker
@@ -38,21 +37,9 @@ PARTITIONS = 8
 
 
 async def committed_everything(bootstrap: str, app_id: str, topics: Topics) -> bool:
-    names = [*topics.inputs, *(f"{app_id}-{j}" for j in JOURNALS.values())]
-    tps = [TopicPartition(n, p) for n in names for p in range(PARTITIONS)]
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await admin.start()
-    await consumer.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(app_id)
-        ends = await consumer.end_offsets(tps)
-    finally:
-        await consumer.stop()
-        await admin.close()
-    return all(
-        committed[tp].offset >= end if tp in committed else end == 0 for tp, end in ends.items()
-    )
+    async with offset_clients(bootstrap) as (admin, consumer):
+        tps = pipeline_partitions(topics, app_id, PARTITIONS)
+        return not await behind(admin, consumer, app_id, tps)
 
 
 def rss_mb(pid: int) -> float:

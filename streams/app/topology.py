@@ -34,6 +34,7 @@ from streams.app.continuity import Continuity, install_commit_point
 from streams.app.fault_points import FaultPoints
 from streams.app.journal import JOURNALS, JournalError, decode_message, encode_message
 from streams.app.metrics import Metrics
+from streams.app.pipeline import behind, pipeline_partitions
 from streams.app.settings import ClockMode, Settings
 from streams.app.staging import StagedTable, as_current
 from streams.contracts import (
@@ -570,23 +571,14 @@ class ReferralWorker:
         Journals count too: an invoice reaches its lead through the account journal, and a
         clock record written while it is on its way would overtake it.
         """
-        from aiokafka import TopicPartition
-
-        names = [*self.settings.topics.inputs, *(self._journal_name(r) for r in Route)]
+        app_id = self.settings.app_id
+        tps = pipeline_partitions(self.settings.topics, app_id, self.partitions)
         try:
             admin, consumer = await self._clients()
-            tps = [TopicPartition(n, p) for n in names for p in range(self.partitions)]
-            committed = await admin.list_consumer_group_offsets(self.settings.app_id)
-            ends = await consumer.end_offsets(tps)
+            return sum((await behind(admin, consumer, app_id, tps)).values())
         except Exception as exc:
             log.debug("lag check failed: %s", exc)
             return None
-        lag = 0
-        for tp in tps:
-            meta = committed.get(tp)
-            done = meta.offset if meta is not None and meta.offset >= 0 else 0
-            lag += max(0, ends[tp] - done)
-        return lag
 
     async def _clients(self) -> tuple[Any, Any]:
         """An admin client and a group-less consumer of our own, for offsets and lag."""

@@ -26,7 +26,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.app.journal import JOURNALS
+from streams.app.pipeline import behind, named, offset_clients, pipeline_partitions
 from streams.app.settings import Topics
 from streams.contracts import AvroCodec, ClockAdvanced, InputEvent
 from streams.faults.hostile import HostileRecord, hostile_records
@@ -187,8 +187,7 @@ class _Run:
         )
 
     def watched(self) -> list[TopicPartition]:
-        names = [*self.topics.inputs, *(f"{self.app_id}-{j}" for j in JOURNALS.values())]
-        return [TopicPartition(n, p) for n in names for p in range(self.plan.partitions)]
+        return pipeline_partitions(self.topics, self.app_id, self.plan.partitions)
 
     # -- the feed ------------------------------------------------------------------------
 
@@ -352,29 +351,22 @@ class _Run:
 
     async def settle(self) -> None:
         """Wait until the group has committed every input and journal record, twice in a row."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **client_kwargs())
-        await admin.start()
-        try:
+        async with offset_clients(self.bootstrap) as (admin, consumer):
             deadline = time.monotonic() + self.plan.settle_timeout
             quiet = 0
             while time.monotonic() < deadline:
-                committed = await self._committed(admin)
-                ends = await self._ends()
-                if committed is not None and ends is not None:
-                    behind = {
-                        f"{tp.topic}[{tp.partition}]": end - committed.get(tp, 0)
-                        for tp, end in ends.items()
-                        if end > committed.get(tp, 0)
-                    }
-                    self.report.behind = behind
-                    quiet = quiet + 1 if not behind else 0
-                    if quiet >= 2:
-                        self.report.settled = True
-                        await self._check_recoveries(admin)
-                        return
+                try:
+                    left = await behind(admin, consumer, self.app_id, self.watched())
+                except Exception:  # the broker may still be recovering
+                    await asyncio.sleep(1.0)
+                    continue
+                self.report.behind = named(left)
+                quiet = quiet + 1 if not left else 0
+                if quiet >= 2:
+                    self.report.settled = True
+                    await self._check_recoveries(admin)
+                    return
                 await asyncio.sleep(1.0)
-        finally:
-            await admin.close()
 
 
 async def run_faults(

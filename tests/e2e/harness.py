@@ -13,9 +13,11 @@ from typing import Any
 
 import avro.io
 import avro.schema
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from streams.app.pipeline import behind, named, offset_clients, pipeline_partitions
+from streams.app.settings import Topics
 from streams.app.topology import partition_of
 from streams.contracts import AvroCodec, Record, format_time
 from streams.contracts.registry import default_registry
@@ -63,7 +65,6 @@ async def produce(
 
 
 INPUTS = ("lead-submitted", "client-signed", "invoice-paid", "referral-refused", "referral-clock")
-JOURNALS = ("lead-journal", "account-journal", "referee-journal", "referrer-journal")
 
 
 async def wait_idle(
@@ -71,39 +72,22 @@ async def wait_idle(
 ) -> None:
     """Wait until the worker group has committed everything on its inputs and journals, twice
     in a row: nothing is in flight between the steps."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    names = [prefix + t for t in INPUTS] + [f"{app_id}-{j}" for j in JOURNALS]
-    tps = [TopicPartition(n, p) for n in names for p in range(partitions)]
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_kwargs())
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **client_kwargs())
-    await admin.start()
-    await consumer.start()
-    try:
+    tps = pipeline_partitions(Topics(prefix), app_id, partitions)
+    async with offset_clients(bootstrap) as (admin, consumer):
         deadline = time.monotonic() + timeout
         quiet = 0
-        behind: dict[str, int] = {}
+        left: dict[TopicPartition, int] = {}
         while time.monotonic() < deadline:
             try:
-                committed = await admin.list_consumer_group_offsets(app_id)
-                ends = await consumer.end_offsets(tps)
+                left = await behind(admin, consumer, app_id, tps)
             except KafkaError:  # a fresh broker's coordinator may not be there yet
                 await asyncio.sleep(0.5)
                 continue
-            lag = {
-                f"{tp.topic}[{tp.partition}]": ends[tp]
-                - (committed[tp].offset if tp in committed else 0)
-                for tp in tps
-            }
-            behind = {name: n for name, n in lag.items() if n > 0}
-            quiet = quiet + 1 if not behind else 0
+            quiet = quiet + 1 if not left else 0
             if quiet >= 2:
                 return
             await asyncio.sleep(0.3)
-        raise AssertionError(f"the worker group {app_id} never became idle; behind: {behind}")
-    finally:
-        await consumer.stop()
-        await admin.close()
+    raise AssertionError(f"the worker group {app_id} never became idle; behind: {named(left)}")
 
 
 async def produce_in_steps(
