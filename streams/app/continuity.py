@@ -60,7 +60,6 @@ class Continuity:
         self._reported: set[tuple[TP, int]] = set()
         # tp -> (expected offset at the last stall check, checks in a row without progress)
         self._last_check: dict[TP, tuple[int, int]] = {}
-        self.sought_back = 0  # partitions sought back after a skip (a metric)
 
     def forget(self) -> None:
         """After a revocation: the next assignment starts again from committed offsets."""
@@ -105,7 +104,6 @@ class Continuity:
                         expected,
                     )
         for tp, offset in seek.items():
-            self.sought_back += 1
             await self.seek(tp, offset)
         return admitted
 
@@ -146,7 +144,6 @@ class Continuity:
                 tp.partition,
                 expected,
             )
-            self.sought_back += 1
             await self.seek(tp, expected)
         return stalled
 
