@@ -16,6 +16,9 @@ import json
 import os
 import platform
 import resource
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,7 +55,19 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def drain(bootstrap: str, events: int, workers: int, folder: Path) -> dict[str, Any]:
+def profiler(pid: int, out: str) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling `pid` (idle frames too: a waiting worker shows where it waits)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        print("--profile needs py-spy (pip install py-spy)", file=sys.stderr)
+        return None
+    cmd = [spy, "record", "-p", str(pid), "-o", out, "-f", "raw", "--idle", "-r", "50"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def drain(
+    bootstrap: str, events: int, workers: int, folder: Path, profile: str | None = None
+) -> dict[str, Any]:
     """Publish a backlog to fresh topics while `workers` wait on them; time the drain."""
     tag = uuid.uuid4().hex[:8]
     app_id, topics = f"bench-live-{tag}", Topics(f"bench-live-{tag}.")
@@ -69,6 +84,9 @@ async def drain(bootstrap: str, events: int, workers: int, folder: Path) -> dict
         for proc in procs:
             await asyncio.to_thread(proc.wait_ready, 120)
         await asyncio.sleep(3)  # the group settles before the clock starts
+        spy = None
+        if profile and procs[0].proc is not None:
+            spy = profiler(procs[0].proc.pid, profile)
         start = time.perf_counter()
         count = await publish(bootstrap, topics, events)
         published = time.perf_counter() - start
@@ -78,6 +96,9 @@ async def drain(bootstrap: str, events: int, workers: int, folder: Path) -> dict
             quiet = quiet + 1 if await committed_everything(bootstrap, app_id, topics) else 0
         seconds = time.perf_counter() - start - 1  # the second confirming check
         peak = max(rss_mb(p.proc.pid) for p in procs if p.proc is not None)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+            await asyncio.to_thread(spy.wait, 60)
     finally:
         for proc in procs:
             await asyncio.to_thread(proc.stop)
@@ -91,13 +112,15 @@ async def drain(bootstrap: str, events: int, workers: int, folder: Path) -> dict
     }
 
 
-async def run(bootstrap: str, events: int, two: bool, rewards: int) -> dict[str, Any]:
+async def run(
+    bootstrap: str, events: int, two: bool, rewards: int, profile: str | None = None
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-live-") as scratch:
         if rewards:
             measured = await latency(bootstrap, rewards, 200, Path(scratch))
             if not events:
                 return {"latency": measured}
-        one = await drain(bootstrap, events, 1, Path(scratch))
+        one = await drain(bootstrap, events, 1, Path(scratch), profile)
         start = time.perf_counter()
         decoded = await read_and_decode(bootstrap, one.pop("topics"))
         raw_s = time.perf_counter() - start
@@ -249,9 +272,12 @@ def main() -> None:
         "--latency", type=int, default=1000, help="rewards timed for latency (0: none)"
     )
     parser.add_argument("--json", default=None, help="write the figures and the machine here")
+    parser.add_argument(
+        "--profile", default=None, help="py-spy raw samples of the one-worker drain, to FILE"
+    )
     args = parser.parse_args()
     bootstrap = broker.up()[0]
-    result = asyncio.run(run(bootstrap, args.events, not args.one_only, args.latency))
+    result = asyncio.run(run(bootstrap, args.events, not args.one_only, args.latency, args.profile))
     result["machine"] = machine()
     if "latency" in result:
         lat = result["latency"]
