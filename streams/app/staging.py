@@ -7,8 +7,16 @@ input would then emit nothing (the reward lost for good). So every agent works i
 1. it applies a batch of events to the pure core, each under that event's Faust context;
    writes go to a `StagedTable`, where later events of the batch read them back;
 2. it sends every output of the batch and waits until the broker has acknowledged them all;
-3. only then does it write the staged states to the tables (RocksDB and the changelog), and
-   only after that does Faust ack the events, so no offset is committed ahead of its state.
+3. only then does it write the staged states: the changelog records first, sent as batches
+   like the outputs and acknowledged, then RocksDB; only after that does Faust ack the
+   events, so no offset is committed ahead of its state, and local state is never ahead of
+   the changelog (a crash in between leaves Faust's recovery to bring RocksDB up to it).
+
+Faust writes a table key by key: a changelog future, a trip through its producer buffer (one
+message at a time) and a RocksDB write of the persisted offset per key. A round writes
+hundreds of keys, so `FaustTableStore` writes them straight into the partition's RocksDB and
+records the persisted offset once per partition and round: the same bytes in the same places
+Faust's own recovery reads (the tables are raw bytes to bytes).
 
 A crash before 3 leaves the old state: the redelivered batch is recomputed against it and
 gives the same outputs again (identical duplicates, which every step downstream and billing
@@ -18,12 +26,14 @@ dedupe on their ids). A crash after 3 leaves a state whose outputs are already a
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from faust.streams import _current_event
-from faust.types import EventT
+from faust.types import TP, EventT
+
+from streams.app.delivery import Outgoing
 
 S = TypeVar("S")
 _DELETED: Any = object()  # a staged deletion
@@ -40,8 +50,55 @@ def as_current(event: EventT[Any]) -> Iterator[None]:
         _current_event.reset(token)
 
 
+class TableStore(Protocol):
+    """Where a staged table reads, and writes its batches: local storage by partition, made
+    durable by the changelog topic."""
+
+    changelog: str
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def items(self) -> Iterable[tuple[bytes, bytes]]: ...
+
+    def write(self, partition: int, key: bytes, value: bytes | None) -> None: ...
+
+    def persisted(self, partition: int, offset: int) -> None: ...
+
+
+class FaustTableStore:
+    """A Faust table of raw bytes on RocksDB, written a batch at a time."""
+
+    def __init__(self, table: Any) -> None:
+        if (table.key_serializer, table.value_serializer) != ("raw", "raw"):
+            raise TypeError(f"table {table.name}: batches need raw bytes keys and values")
+        self.table = table
+        self.changelog: str = table.changelog_topic.get_topic_name()
+
+    def get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self.table.get(key)
+        return value
+
+    def items(self) -> Iterable[tuple[bytes, bytes]]:
+        items: Iterable[tuple[bytes, bytes]] = self.table.items()
+        return items
+
+    def write(self, partition: int, key: bytes, value: bytes | None) -> None:
+        store = self.table.data  # faust.stores.rocksdb.Store
+        db = store._db_for_partition(partition)
+        if value is None:
+            db.delete(key)
+            store._key_index.pop(key, None)
+        else:
+            store._key_index[key] = partition
+            db.put(key, value)
+
+    def persisted(self, partition: int, offset: int) -> None:
+        """Recovery reads the changelog from here on (Faust's own bookkeeping)."""
+        self.table.data.set_persisted_offset(TP(self.changelog, partition), offset)
+
+
 class StagedTable(MutableMapping[str, S], Generic[S]):
-    """A Faust table of bytes seen as str -> value, whose writes wait for `commit`.
+    """A table of bytes seen as str -> value, whose writes wait for `commit`.
 
     Reads see the event's own writes first, then the batch's, then the table. `keep` moves an
     event's writes into the batch once it was applied; `drop` forgets them when it failed (it
@@ -49,7 +106,7 @@ class StagedTable(MutableMapping[str, S], Generic[S]):
     """
 
     def __init__(
-        self, table: Any, decode: Callable[[bytes], S], encode: Callable[[S], bytes]
+        self, table: TableStore, decode: Callable[[bytes], S], encode: Callable[[S], bytes]
     ) -> None:
         self.table = table
         self.decode = decode
@@ -127,14 +184,31 @@ class StagedTable(MutableMapping[str, S], Generic[S]):
         """The event failed: forget what it wrote."""
         self._event.clear()
 
-    def commit(self) -> None:
-        """Write the batch into the table; call only once its outputs are acknowledged."""
+    def changelog(self) -> list[Outgoing]:
+        """The batch as changelog records, each key in its event's partition; ask only once
+        the batch's outputs are acknowledged, send them, then call `store`."""
         if self._event:
-            raise RuntimeError("commit with an event's writes neither kept nor dropped")
-        for key, (value, event) in self._batch.items():
-            with as_current(event):
-                if value is _DELETED:
-                    self.table.pop(key.encode(), None)
-                else:
-                    self.table[key.encode()] = self.encode(value)
+            raise RuntimeError("a batch with an event's writes neither kept nor dropped")
+        changelog = self.table.changelog
+        return [
+            Outgoing(
+                changelog,
+                key.encode(),
+                None if value is _DELETED else self.encode(value),
+                event.message.partition,
+            )
+            for key, (value, event) in self._batch.items()
+        ]
+
+    def store(self, records: Iterable[Outgoing], offsets: Mapping[tuple[str, int], int]) -> None:
+        """The changelog holds `records` (this table's, from `changelog`) up to `offsets`:
+        write them into local storage, which a crash before this leaves to Faust's recovery
+        from the changelog, and end the batch."""
+        changelog = self.table.changelog
+        for record in records:
+            if record.topic == changelog and record.partition is not None and record.key:
+                self.table.write(record.partition, record.key, record.value)
+        for (topic, partition), offset in offsets.items():
+            if topic == changelog:
+                self.table.persisted(partition, offset)
         self._batch.clear()

@@ -24,19 +24,19 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from functools import partial
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import faust
-from aiokafka.partitioner import murmur2
 from faust.types import TP, EventT, StreamT
 
 from streams.app.continuity import Continuity, install_commit_point
+from streams.app.delivery import Outgoing, partition_of, send_all
 from streams.app.fault_points import FaultPoints
 from streams.app.journal import JOURNALS, JournalError, decode_message, encode_message
 from streams.app.metrics import Metrics
 from streams.app.pipeline import behind, pipeline_partitions
 from streams.app.settings import ClockMode, Settings
-from streams.app.staging import StagedTable, as_current
+from streams.app.staging import FaustTableStore, StagedTable, as_current
 from streams.contracts import (
     AvroCodec,
     ClockAdvanced,
@@ -81,12 +81,6 @@ STALL_CHECK_S = 10.0  # how often partitions with records left but no progress a
 EXIT_UNDELIVERED = 75  # EX_TEMPFAIL: a supervisor restarts the worker, and the batch comes again
 
 
-def partition_of(key: str, partitions: int) -> int:
-    """The partition Kafka's default partitioner gives a key (murmur2, as Java clients do)."""
-    hashed: int = murmur2(key.encode())
-    return (hashed & 0x7FFFFFFF) % partitions
-
-
 def now_ms() -> int:
     """Wall-clock time: for clock records and operational metrics only, never in a decision."""
     return int(time.time() * 1000)
@@ -94,21 +88,12 @@ def now_ms() -> int:
 
 def state_table(table: Any, cls: type[S]) -> StagedTable[S]:
     """A Faust table of encoded states, seen as staged str -> state."""
-    return StagedTable(table, partial(decode_state, cls), encode_state)
+    return StagedTable(FaustTableStore(table), partial(decode_state, cls), encode_state)
 
 
 def raw_table(table: Any) -> StagedTable[bytes]:
     """A Faust table of bytes values (clocks, read models), seen as staged str -> bytes."""
-    return StagedTable(table, bytes, bytes)
-
-
-class Outgoing(NamedTuple):
-    """One record to produce: where it goes, and the bytes."""
-
-    topic: Any  # a Faust topic
-    key: bytes | None
-    value: bytes
-    partition: int | None = None
+    return StagedTable(FaustTableStore(table), bytes, bytes)
 
 
 class ReferralWorker:
@@ -170,6 +155,7 @@ class ReferralWorker:
     def _build_topics(self) -> None:
         app, names, p = self.app, self.settings.topics, self.partitions
         self.input_topic = app.topic(*names.inputs, partitions=p, **RAW)
+        self.journal_names = {route: self._journal_name(route) for route in Route}
         self.journals = {
             route: app.topic(self._journal_name(route), partitions=p, internal=True, **RAW)
             for route in Route
@@ -177,8 +163,9 @@ class ReferralWorker:
         self.rewards_topic = app.topic(names.reward_granted, partitions=p, **RAW)
         self.decisions_topic = app.topic(names.decisions, partitions=p, **RAW)
         self.dead_letter_topic = app.topic(names.dead_letters, partitions=p, **RAW)
+        self.referrer_view_name = f"{self.settings.journal_prefix}referrer-view"
         self.referrer_view_topic = app.topic(
-            f"{self.settings.journal_prefix}referrer-view", partitions=p, internal=True, **RAW
+            self.referrer_view_name, partitions=p, internal=True, **RAW
         )
 
     def _table(self, name: str) -> Any:
@@ -227,7 +214,7 @@ class ReferralWorker:
     def _outgoing(self, emits: Iterable[Emit]) -> list[Outgoing]:
         """The records the rules' results become: the one place they turn into Kafka records."""
         out: list[Outgoing] = []
-        lead_journal = self.journals[Route.LEAD]
+        lead_journal, names = self.journal_names[Route.LEAD], self.settings.topics
         for emit in emits:
             if isinstance(emit, Send):
                 value = encode_message(emit.message)
@@ -238,23 +225,23 @@ class ReferralWorker:
                         for partition in range(self.partitions)
                     )
                 else:
-                    out.append(Outgoing(self.journals[emit.route], emit.key.encode(), value))
+                    out.append(Outgoing(self.journal_names[emit.route], emit.key.encode(), value))
             elif isinstance(emit, RewardGranted):
                 value = self.codec.encode_record(emit)
-                out.append(Outgoing(self.rewards_topic, emit.referrer_id.encode(), value))
+                out.append(Outgoing(names.reward_granted, emit.referrer_id.encode(), value))
                 self.metrics.rewards_granted += 1
                 if now_ms() > emit.due_by:
                     self.metrics.overdue_grants += 1
             else:
                 value = self.codec.encode_record(emit)
-                out.append(Outgoing(self.decisions_topic, emit.lead_id.encode(), value))
+                out.append(Outgoing(names.decisions, emit.lead_id.encode(), value))
                 self.metrics.decisions[emit.status.value] += 1
         return out
 
     async def _flush_producer(self) -> None:
         await self.app.producer.flush()
 
-    async def _deliver(self, outgoing: list[Outgoing]) -> None:
+    async def _deliver(self, outgoing: list[Outgoing]) -> dict[tuple[str, int], int]:
         """Send a batch's records and wait until the broker has acknowledged every one.
 
         The producer retries on its own (a broker that is away for a while delays this, and
@@ -262,17 +249,12 @@ class ReferralWorker:
         batch's state is written or its offsets acked: the batch comes again after the restart.
         """
         if not outgoing:
-            return
+            return {}
         try:
-            pending = [
-                await record.topic.send(
-                    key=record.key, value=record.value, partition=record.partition
-                )
-                for record in outgoing
-            ]
-            await asyncio.gather(*pending)
+            producer: Any = self.app.producer  # Faust's, around the aiokafka producer
+            return await send_all(producer._ensure_producer(), outgoing, self.partitions)
         except Exception:
-            log.critical("could not deliver a batch's outputs: stopping", exc_info=True)
+            log.critical("could not deliver a batch's records: stopping", exc_info=True)
             os._exit(EXIT_UNDELIVERED)
 
     def _dead_letter(self, event: EventT[Any], error: BaseException) -> Outgoing:
@@ -294,7 +276,10 @@ class ReferralWorker:
             message.offset,
             record.error_message,
         )
-        return Outgoing(self.dead_letter_topic, message.key, self.codec.encode_record(record))
+        value = self.codec.encode_record(record)
+        # keyless records stay on their origin's partition number
+        partition = None if message.key else message.partition % self.partitions
+        return Outgoing(self.settings.topics.dead_letters, message.key, value, partition)
 
     def _agent(
         self,
@@ -336,8 +321,10 @@ class ReferralWorker:
                 await self.faults.reached(name, "computed")
                 await self._deliver(outgoing)
                 await self.faults.reached(name, "delivered")
+                changelog = [record for table in tables for record in table.changelog()]
+                offsets = await self._deliver(changelog)
                 for table in tables:
-                    table.commit()
+                    table.store(changelog, offsets)
                 await self.faults.reached(name, "stored")
                 yield None
 
@@ -395,9 +382,9 @@ class ReferralWorker:
                 # One scan of the table after a rebalance, not one per partition.
                 self._timers_by_partition = defaultdict(list)
                 for due, lead_id in pending_timers(self.leads.items(), self.programme):
-                    self._timers_by_partition[partition_of(lead_id, self.partitions)].append(
-                        (due, lead_id)
-                    )
+                    self._timers_by_partition[
+                        partition_of(lead_id.encode(), self.partitions)
+                    ].append((due, lead_id))
             stored = self.clocks.get(str(partition))
             shard = LeadShard(self.programme, self.leads, int(stored) if stored else None)
             count = shard.rebuild_timers(self._timers_by_partition.pop(partition, []))
@@ -450,7 +437,7 @@ class ReferralWorker:
             history.append(value)
             self.histories[key] = json.dumps(history).encode()
         # Re-keyed by referrer, as received: the referrer's view needs its own partition.
-        return [Outgoing(self.referrer_view_topic, decision.referrer_id.encode(), event.value)]
+        return [Outgoing(self.referrer_view_name, decision.referrer_id.encode(), event.value)]
 
     def _record_referrer_view(self, event: EventT[Any]) -> list[Outgoing]:
         """referrer-leads: a referrer's leads that are still open, with their status."""

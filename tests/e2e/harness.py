@@ -16,9 +16,9 @@ import avro.schema
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from streams.app.delivery import partition_of
 from streams.app.pipeline import behind, named, offset_clients, pipeline_partitions
 from streams.app.settings import Topics
-from streams.app.topology import partition_of
 from streams.contracts import AvroCodec, Record, format_time
 from streams.contracts.registry import default_registry
 from streams.faults.processes import ROOT, WorkerProcess, free_port
@@ -34,7 +34,7 @@ def ids_in_partition(prefix: str, partition: int, count: int, partitions: int = 
     n = 0
     while len(found) < count:
         candidate = f"{prefix}-{n}"
-        if partition_of(candidate, partitions) == partition:
+        if partition_of(candidate.encode(), partitions) == partition:
             found.append(candidate)
         n += 1
     return found

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from streams.app.topology import partition_of
+from streams.app.delivery import partition_of
 from streams.contracts import ClockAdvanced, InputEvent, LeadSubmitted
 from streams.replay import replay
 from streams.rules import load_terms
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.e2e
 def three_leads(tag: str) -> list[LeadSubmitted]:
     """Three leads for one referee, each on its own lead partition, latest-dated first."""
     ids = [ids_in_partition(f"{tag}-{p}", p, 1)[0] for p in (1, 4, 6)]
-    assert len({partition_of(i, 8) for i in ids}) == 3
+    assert len({partition_of(i.encode(), 8) for i in ids}) == 3
     same = referee(email=f"boss@{tag}.example", organization_id=None)
     return [
         lead(

@@ -1,5 +1,6 @@
-"""Crash consistency in the shell (RULES.md R13): a batch's state reaches the table only when
-`commit` is called, which the agents do once the batch's outputs are acknowledged."""
+"""Crash consistency in the shell (RULES.md R13): a batch's state reaches the table only
+through its changelog records, which the agents ask for once the batch's outputs are
+acknowledged, and reaches local storage only once those records are (`store`)."""
 
 from __future__ import annotations
 
@@ -9,21 +10,42 @@ from typing import Any
 import pytest
 from faust.streams import current_event
 
+from streams.app.delivery import Outgoing
 from streams.app.staging import StagedTable, as_current
 
 
 class FakeTable(dict[bytes, bytes]):
-    """A Faust table stand-in that records the partition of the event each write was under."""
+    """A table store stand-in that records each write's partition and persisted offsets."""
+
+    changelog = "t-changelog"
 
     def __init__(self) -> None:
         super().__init__()
         self.writes: list[tuple[bytes, int]] = []
+        self.offsets: dict[int, int] = {}
 
-    def __setitem__(self, key: bytes, value: bytes) -> None:
-        event = current_event()
-        assert event is not None, "a table write outside an event's context"
-        self.writes.append((key, event.message.partition))
-        super().__setitem__(key, value)
+    def write(self, partition: int, key: bytes, value: bytes | None) -> None:
+        self.writes.append((key, partition))
+        if value is None:
+            self.pop(key, None)
+        else:
+            self[key] = value
+
+    def persisted(self, partition: int, offset: int) -> None:
+        self.offsets[partition] = offset
+
+
+def commit(staged: StagedTable[Any]) -> list[Outgoing]:
+    """What an agent does once the batch's outputs are acknowledged: the changelog records
+    are sent (here: acknowledged at offsets 0, 1, ... per partition), then stored."""
+    records = staged.changelog()
+    offsets: dict[tuple[str, int], int] = {}
+    for record in records:
+        assert record.partition is not None
+        where = (record.topic, record.partition)
+        offsets[where] = offsets.get(where, -1) + 1
+    staged.store(records, offsets)
+    return records
 
 
 class Event:
@@ -48,9 +70,13 @@ def test_r13_writes_stay_out_of_the_table_until_commit(staged: StagedTable[bytes
     staged.keep(event(3))
     assert staged.get("lead-1") == b"QUALIFIED"  # later events of the batch read it too
     assert staged.table == {}  # a crash now leaves the old state: the batch is recomputed
-    staged.commit()
+    records = staged.changelog()
+    assert records == [Outgoing("t-changelog", b"lead-1", b"QUALIFIED", 3)]
+    assert staged.table == {}  # sent, not acknowledged: still only staged
+    staged.store(records, {("t-changelog", 3): 41})
     assert staged.table == {b"lead-1": b"QUALIFIED"}
     assert staged.table.writes == [(b"lead-1", 3)]  # under its own event's partition
+    assert staged.table.offsets == {3: 41}
     assert staged.pending == 0
 
 
@@ -62,7 +88,7 @@ def test_r13_a_failed_event_leaves_no_write(staged: StagedTable[bytes]) -> None:
     staged.drop()  # the event went to the dead letters
     assert staged.get("a") == b"1"
     assert staged.get("b") is None
-    staged.commit()
+    commit(staged)
     assert staged.table == {b"a": b"1"}
 
 
@@ -72,7 +98,7 @@ def test_r13_deletions_are_staged_like_writes(staged: StagedTable[bytes]) -> Non
     assert "gone" not in staged
     assert staged.table == {b"gone": b"x"}
     staged.keep(event(1))
-    staged.commit()
+    assert commit(staged) == [Outgoing("t-changelog", b"gone", None, 1)]  # a tombstone
     assert staged.table == {}
 
 
@@ -89,7 +115,7 @@ def test_items_see_the_staged_values(staged: StagedTable[bytes]) -> None:
 def test_commit_refuses_an_event_neither_kept_nor_dropped(staged: StagedTable[bytes]) -> None:
     staged["a"] = b"1"
     with pytest.raises(RuntimeError):
-        staged.commit()
+        staged.changelog()
 
 
 def test_as_current_restores_the_previous_event() -> None:
