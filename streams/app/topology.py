@@ -31,6 +31,7 @@ from faust.types import TP, EventT, StreamT
 
 from streams.app.continuity import Continuity, install_commit_point
 from streams.app.delivery import Outgoing, partition_of, send_all
+from streams.app.eager import install_eager_delivery
 from streams.app.fault_points import FaultPoints
 from streams.app.journal import JOURNALS, JournalError, decode_message, encode_message
 from streams.app.metrics import Metrics
@@ -138,6 +139,7 @@ class ReferralWorker:
         self._reading = asyncio.Lock()  # our consumer reads one partition range at a time
         self._rounds_seen: dict[str, int] = {}  # rounds per agent at the last stall check
         install_commit_point()  # every agent goes through the continuity guard
+        install_eager_delivery()
         self._timers_by_partition: dict[int, list[tuple[int, str]]] | None = None
         self._kafka_clients: tuple[Any, Any] | None = None
         self._build_topics()
