@@ -6,7 +6,7 @@ never a decision, so losing them on restart loses nothing the rules need.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 
 
@@ -20,6 +20,8 @@ class Metrics:
         self.ticks = 0
         self.rounds = Counter[str]()  # batch rounds, by agent
         self.round_records = Counter[str]()  # records taken through them, by agent
+        # seconds spent, by (agent, phase): waiting for a batch, rules, send, store
+        self.round_seconds: defaultdict[tuple[str, str], float] = defaultdict(float)
         self._gauges: list[Callable[[], Iterable[tuple[str, dict[str, str], float]]]] = []
 
     def add_gauges(self, source: Callable[[], Iterable[tuple[str, dict[str, str], float]]]) -> None:
@@ -70,6 +72,16 @@ class Metrics:
             self.round_records,
             "Records taken through rounds, by agent.",
         )
+        family(
+            "referral_round_seconds_total",
+            "counter",
+            "Seconds of rounds by agent and phase (wait: for a batch; rules; send: outputs "
+            "acknowledged; store: state acknowledged and written).",
+        )
+        for (agent, phase), seconds in sorted(self.round_seconds.items()):
+            lines.append(
+                f'referral_round_seconds_total{{agent="{agent}",phase="{phase}"}} {seconds:.3f}'
+            )
         family("referral_consumer_lag", "gauge", "Records not yet read, by topic and partition.")
         for source in self._gauges:
             for name, labels, value in source():

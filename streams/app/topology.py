@@ -5,6 +5,11 @@
                                referee journal -referees-> lead journal
                                referrer journal -referrers-> reward-granted, decisions, lead
 
+Read models: the leads agent keeps each lead's decisions (lead-history, in the lead's own
+partition; the referrer's decision reaches it inside GrantSettled), and every decision is also
+sent, keyed by referrer, to the referrer-view topic, whose agent keeps each referrer's open
+leads. The worker reads no output topic back.
+
 Every step's state has exactly one writer: the agent that owns the journal partition its key
 hashes to. Journals record, per partition, each message in the order it was applied, clock
 records included, so replaying them reproduces every output. Every agent works in batches
@@ -58,6 +63,7 @@ from streams.rules.model import (
     AccountState,
     ClockTick,
     Emit,
+    GrantSettled,
     LeadState,
     RefereeState,
     ReferrerState,
@@ -162,9 +168,6 @@ class ReferralWorker:
             route: app.topic(self._journal_name(route), partitions=p, internal=True, **RAW)
             for route in Route
         }
-        self.rewards_topic = app.topic(names.reward_granted, partitions=p, **RAW)
-        self.decisions_topic = app.topic(names.decisions, partitions=p, **RAW)
-        self.dead_letter_topic = app.topic(names.dead_letters, partitions=p, **RAW)
         self.referrer_view_name = f"{self.settings.journal_prefix}referrer-view"
         self.referrer_view_topic = app.topic(
             self.referrer_view_name, partitions=p, internal=True, **RAW
@@ -238,6 +241,10 @@ class ReferralWorker:
                 value = self.codec.encode_record(emit)
                 out.append(Outgoing(names.decisions, emit.lead_id.encode(), value))
                 self.metrics.decisions[emit.status.value] += 1
+                # someone else's duplicate submission is not one of this referrer's leads
+                if emit.reason is not RejectionReason.DUPLICATE_LEAD:
+                    referrer = emit.referrer_id.encode()
+                    out.append(Outgoing(self.referrer_view_name, referrer, value))
         return out
 
     async def _flush_producer(self) -> None:
@@ -301,10 +308,14 @@ class ReferralWorker:
 
         async def agent(stream: StreamT[Any]) -> AsyncIterator[None]:
             batches = stream.take_events(batch_size, within=within)  # type: ignore[attr-defined]
+            spent, clock = self.metrics.round_seconds, time.perf_counter
+            started = clock()
             async for events in batches:
                 outgoing: list[Outgoing] = []
                 self.metrics.rounds[name] += 1
                 self.metrics.round_records[name] += len(events)
+                taken = clock()
+                spent[name, "wait"] += taken - started
                 for event in await self.continuity.admit(events):
                     with as_current(event):
                         try:
@@ -320,13 +331,19 @@ class ReferralWorker:
                         else:
                             for table in tables:
                                 table.keep(event)
+                computed = clock()
+                spent[name, "rules"] += computed - taken
                 await self.faults.reached(name, "computed")
                 await self._deliver(outgoing)
+                delivered = clock()
+                spent[name, "send"] += delivered - computed
                 await self.faults.reached(name, "delivered")
                 changelog = [record for table in tables for record in table.changelog()]
                 offsets = await self._deliver(changelog)
                 for table in tables:
                     table.store(changelog, offsets)
+                started = clock()
+                spent[name, "store"] += started - delivered
                 await self.faults.reached(name, "stored")
                 yield None
 
@@ -340,7 +357,7 @@ class ReferralWorker:
             self.journals[Route.LEAD],
             "leads",
             self._lead,
-            (self.leads, self.clocks),
+            (self.leads, self.clocks, self.histories),
             self._forget_shard,
         )
         keyed: list[tuple[Route, StagedTable[Any], Callable[[Any, Any], Any]]] = [
@@ -350,7 +367,6 @@ class ReferralWorker:
         ]
         for route, states, step in keyed:
             self._agent(self.journals[route], route.value, self._keyed(states, step), (states,))
-        self._agent(self.decisions_topic, "lead-history", self._record_decision, (self.histories,))
         self._agent(
             self.referrer_view_topic,
             "referrer-view",
@@ -410,6 +426,11 @@ class ReferralWorker:
         emits = shard.handle(message)
         if shard.clock != before:
             self.clocks[str(partition)] = str(shard.clock).encode()
+        for emit in emits:
+            if isinstance(emit, ReferralDecision):  # a decision about one of this shard's leads
+                self._record_decision(emit)
+        if isinstance(message, GrantSettled) and message.decision is not None:
+            self._record_decision(message.decision)
         return self._outgoing(emits)
 
     def _keyed(self, states: StagedTable[Any], step: Callable[[Any, Any], Any]) -> Handler:
@@ -427,19 +448,15 @@ class ReferralWorker:
 
     # -- read models for the queries (projections of the output topics) --------------------
 
-    def _record_decision(self, event: EventT[Any]) -> list[Outgoing]:
-        """lead-history: each lead's decisions in order; and the referrer's view of its leads."""
-        decision = self.codec.decode_record("referral-decisions", event.value)
-        if not isinstance(decision, ReferralDecision):
-            raise CodecError("not a referral decision")
+    def _record_decision(self, decision: ReferralDecision) -> None:
+        """lead-history: each lead's decisions in order (written by the leads agent, which
+        owns the lead's partition)."""
         value = self.jsonl.value(decision)
         key = decision.lead_id
         history: list[dict[str, Any]] = json.loads(self.histories.get(key) or b"[]")
         if value not in history:  # a redelivered decision is recorded once
             history.append(value)
             self.histories[key] = json.dumps(history).encode()
-        # Re-keyed by referrer, as received: the referrer's view needs its own partition.
-        return [Outgoing(self.referrer_view_name, decision.referrer_id.encode(), event.value)]
 
     def _record_referrer_view(self, event: EventT[Any]) -> list[Outgoing]:
         """referrer-leads: a referrer's leads that are still open, with their status."""
@@ -447,7 +464,7 @@ class ReferralWorker:
         if not isinstance(decision, ReferralDecision):
             raise CodecError("not a referral decision")
         if decision.reason is RejectionReason.DUPLICATE_LEAD:
-            return []  # someone else's duplicate submission is not one of this referrer's leads
+            return []  # sent by older workers: not one of this referrer's leads
         key = decision.referrer_id
         view = json.loads(self.open_leads.get(key) or b"{}")
         if decision.status in CLOSED_STATUSES:

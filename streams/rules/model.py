@@ -226,10 +226,12 @@ class GrantRequested(NamedTuple):
 
 
 class GrantSettled(NamedTuple):
-    """Referrer -> lead: the grant's outcome, so the lead's state tells its story."""
+    """Referrer -> lead: the grant's outcome, so the lead's state tells its story; with the
+    referrer's decision, so the lead's history does too (journals before it carry none)."""
 
     lead_id: str
     granted: bool
+    decision: ReferralDecision | None = None
 
 
 class ClockTick(NamedTuple):

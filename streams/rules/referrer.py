@@ -42,7 +42,7 @@ def referrer_step(
         terms_version=reward.terms_version,
         cause_event_id=None,  # the hold's timer decides
     )
-    settled = Send(_TO_LEAD, reward.lead_id, GrantSettled(reward.lead_id, fits))
+    settled = Send(_TO_LEAD, reward.lead_id, GrantSettled(reward.lead_id, fits, decision))
     if not fits:
         referrer = referrer._replace(refused=referrer.refused | {reward.lead_id})
         return referrer, [decision, settled]
