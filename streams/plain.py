@@ -12,6 +12,7 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import fields, is_dataclass
+from functools import partial
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
 T = TypeVar("T")
@@ -74,8 +75,18 @@ def from_plain(cls: type[T], data: dict[str, Any]) -> T:
 
 def to_plain(value: Any) -> Any:
     """Plain data of a dataclass (recursively); enums become their values, sets sorted lists."""
+    convert = _TO.get(type(value))
+    if convert is not None:
+        return convert(value)
     if _is_record_type(type(value)):
-        return {name: to_plain(getattr(value, name)) for name, _ in _plan(type(value))}
+        return _record_to_plain(type(value))(value)
+    return _any_to_plain(value)
+
+
+def _any_to_plain(value: Any) -> Any:
+    """The conversion decided by the value itself, for fields whose type says too little."""
+    if _is_record_type(type(value)):
+        return to_plain(value)
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, tuple | list):
@@ -83,3 +94,70 @@ def to_plain(value: Any) -> Any:
     if isinstance(value, frozenset | set):
         return sorted(to_plain(v) for v in value)
     return value
+
+
+_TO: dict[type[Any], Callable[[Any], Any]] = {}
+_SCALARS = (str, int, bool, float, type(None))
+
+
+def _to_converter(hint: Any) -> _Convert:
+    """How a field of type `hint` becomes plain data, decided once from the type (None: the
+    value is plain already); `_any_to_plain` wherever the type leaves it open."""
+    origin, args = get_origin(hint), get_args(hint)
+    if hint in _SCALARS:
+        return None
+    if _is_record_type(hint):
+        return _record_to_plain(typing.cast(type[Any], hint))
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return _enum_value
+    if origin in (tuple, list) and (origin is list or (len(args) == 2 and args[1] is ...)):
+        item = _to_converter(args[0]) if args else _any_to_plain
+        if item is None:
+            return list
+        each = item
+        return lambda values: [each(v) for v in values]
+    if origin in (frozenset, set) and args:
+        member = _to_converter(args[0])
+        if member is None:
+            return sorted
+        every = member
+        return lambda values: sorted(every(v) for v in values)
+    if origin in (typing.Union, types.UnionType):
+        others = [a for a in args if a is not type(None)]
+        if len(others) == 1:
+            return _optional(_to_converter(others[0]))
+    return _any_to_plain
+
+
+def _optional(inner: _Convert) -> _Convert:
+    if inner is None:
+        return None
+    convert = inner
+    return lambda v: None if v is None else convert(v)
+
+
+def _enum_value(member: enum.Enum) -> Any:
+    return member.value
+
+
+def _deferred(cls: type[Any], record: Any) -> Any:
+    return _TO[cls](record)
+
+
+def _record_to_plain(cls: type[Any]) -> Callable[[Any], Any]:
+    """The conversion of one record class, its fields' conversions decided once."""
+    convert = _TO.get(cls)
+    if convert is None:
+        _TO[cls] = partial(_deferred, cls)  # for a record that contains itself
+        hints = get_type_hints(cls)
+        plan = [(name, _to_converter(hints[name])) for name, _ in _plan(cls)]
+
+        def convert(record: Any) -> dict[str, Any]:
+            plain: dict[str, Any] = {}
+            for name, field_to_plain in plan:
+                value = getattr(record, name)
+                plain[name] = value if field_to_plain is None else field_to_plain(value)
+            return plain
+
+        _TO[cls] = convert
+    return convert

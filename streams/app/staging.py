@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMappin
 from contextlib import contextmanager
 from typing import Any, Generic, Protocol, TypeVar
 
-from faust.streams import _current_event
+from faust.streams import _current_event, current_event
 from faust.types import TP, EventT
 
 from streams.app.delivery import Outgoing
@@ -75,8 +75,14 @@ class FaustTableStore:
         self.changelog: str = table.changelog_topic.get_topic_name()
 
     def get(self, key: bytes) -> bytes | None:
-        value: bytes | None = self.table.get(key)
-        return value
+        """The stored value in the current event's partition (as Faust's RocksDB store reads
+        a key for an agent), without Faust's layers around it."""
+        event = current_event()
+        if event is None:
+            value: bytes | None = self.table.get(key)
+            return value
+        stored: bytes | None = self.table.data._db_for_partition(event.message.partition).get(key)
+        return stored
 
     def items(self) -> Iterable[tuple[bytes, bytes]]:
         items: Iterable[tuple[bytes, bytes]] = self.table.items()
