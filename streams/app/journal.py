@@ -9,8 +9,9 @@ version, so audits can read journals written by older workers.
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import orjson
 
 from streams.contracts.records import ClientSigned, InvoicePaid, LeadSubmitted, ReferralRefused
 from streams.plain import from_plain, to_plain
@@ -61,12 +62,13 @@ class JournalError(ValueError):
 
 def encode_message(message: Message | ClockTick) -> bytes:
     envelope = {"type": type(message).__name__, "v": VERSION, "value": to_plain(message)}
-    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
+    # compact UTF-8 JSON, as json.dumps(separators=(",", ":"), ensure_ascii=False) writes it
+    return orjson.dumps(envelope)
 
 
 def decode_message(data: bytes) -> Message | ClockTick:
     try:
-        envelope = json.loads(data)
+        envelope = orjson.loads(data)
         cls = MESSAGE_TYPES[envelope["type"]]
         if envelope.get("v", 1) > VERSION:
             raise JournalError(f"{envelope['type']} v{envelope['v']} is newer than this worker")

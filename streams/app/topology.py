@@ -32,6 +32,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import faust
+import orjson
 from faust.types import TP, EventT, StreamT
 
 from streams.app.continuity import Continuity, install_commit_point
@@ -453,10 +454,10 @@ class ReferralWorker:
         owns the lead's partition)."""
         value = self.jsonl.value(decision)
         key = decision.lead_id
-        history: list[dict[str, Any]] = json.loads(self.histories.get(key) or b"[]")
+        history: list[dict[str, Any]] = orjson.loads(self.histories.get(key) or b"[]")
         if value not in history:  # a redelivered decision is recorded once
             history.append(value)
-            self.histories[key] = json.dumps(history).encode()
+            self.histories[key] = orjson.dumps(history)
 
     def _record_referrer_view(self, event: EventT[Any]) -> list[Outgoing]:
         """referrer-leads: a referrer's leads that are still open, with their status."""
@@ -466,12 +467,12 @@ class ReferralWorker:
         if decision.reason is RejectionReason.DUPLICATE_LEAD:
             return []  # sent by older workers: not one of this referrer's leads
         key = decision.referrer_id
-        view = json.loads(self.open_leads.get(key) or b"{}")
+        view = orjson.loads(self.open_leads.get(key) or b"{}")
         if decision.status in CLOSED_STATUSES:
             view.pop(decision.lead_id, None)
         else:
             view[decision.lead_id] = decision.status.value
-        self.open_leads[key] = json.dumps(view, sort_keys=True).encode()
+        self.open_leads[key] = orjson.dumps(view, option=orjson.OPT_SORT_KEYS)
         return []
 
     # -- queries -------------------------------------------------------------------------

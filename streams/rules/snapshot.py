@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+import orjson
 
 from streams.plain import from_plain, to_plain
 from streams.rules.model import AccountState, LeadState, RefereeState, ReferrerState
@@ -63,11 +64,11 @@ class StateVersionError(ValueError):
 def encode_state(state: Any) -> bytes:
     plain = to_plain(state)
     plain["v"] = STATE_VERSIONS[type(state)]
-    return json.dumps(plain, separators=(",", ":"), sort_keys=True).encode()
+    return orjson.dumps(plain, option=orjson.OPT_SORT_KEYS)
 
 
 def decode_state(cls: type[S], data: bytes) -> S:
-    plain = json.loads(data)
+    plain = orjson.loads(data)
     version = plain.pop("v", 1)
     current = STATE_VERSIONS[cls]
     if version > current:
