@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv compile lint test test-fast kafka-up kafka-down kafka-status run bench bench-replay bench-live faults clean
+.PHONY: venv compile lint test test-fast kafka-up kafka-down kafka-status run bench bench-replay bench-live bench-state faults clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ bench-replay: compile kafka-up
 BENCH_LIVE_ARGS ?= --events 100000 --json bench-live.json
 bench-live: compile kafka-up
 	$(PY) -m benchmarks.live $(BENCH_LIVE_ARGS)
+
+# The tables at 1,000,000 leads: RSS, RocksDB on disk, restore and kill -9 restart times.
+BENCH_STATE_ARGS ?= --leads 1000000 --json bench-state.json
+bench-state: compile kafka-up
+	$(PY) -m benchmarks.state $(BENCH_STATE_ARGS)
 
 # The fault harness, long run: workers killed with SIGKILL, a second worker, the broker killed
 # and restarted, hostile input; a bounded run is part of `make test` (tests/e2e/test_faults.py).

@@ -1,0 +1,214 @@
+"""Worker state at size (make bench-state): RSS, RocksDB on disk, restore and restart times.
+
+The tables are filled the way a worker fills them, without waiting for a live worker to
+accept a million leads: the pure core accepts N submissions (one referee each, 50 leads per
+referrer), and each state it ends with is written to its table's changelog, in the partition
+and the bytes the worker writes (leads, referees, lead-history, referrer-leads, lead clocks).
+Then, on the local broker:
+
+- restore: a worker with an empty data directory starts; it rebuilds RocksDB from the
+  changelogs; the time runs from its start to the decision on a new lead (caught up: it
+  reads the table and answers a new event);
+- size: its resident memory then, and its data directory on disk;
+- restart: kill -9, start again on the same data directory, the time to the decision on
+  another new lead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from streams.app.delivery import Outgoing, partition_of, send_all
+from streams.app.settings import Settings, Topics
+from streams.app.topology import ReferralWorker
+from streams.contracts import AvroCodec, JsonlCodec, LeadSubmitted, ReferralDecision
+from streams.contracts.records import Referee, Referrer, ReferrerKind, RewardKind
+from streams.faults.processes import WorkerProcess
+from streams.kafka import broker
+from streams.kafka.topics import ensure_topics
+from streams.rules import load_terms
+from streams.rules.engine import Engine
+from streams.rules.snapshot import encode_state
+
+PARTITIONS = 8
+TERMS = Path(__file__).parents[1] / "streams" / "rules" / "default_terms.toml"
+START_MS = 1_767_607_200_000  # 2026-01-05T10:00:00Z, inside the default terms
+
+
+def submission(n: int, at: int) -> LeadSubmitted:
+    referrer = Referrer(
+        referrer_id=f"ref-{n // 50:06d}", kind=ReferrerKind.CLIENT,
+        email=f"owner@ref{n // 50}.example", reward_preference=RewardKind.GIFT_VOUCHER,
+        terms_accepted_version="2021-06-21",
+    )  # fmt: skip
+    referee = Referee(email=f"boss@lead{n}.example", known_to_ringover=False)
+    return LeadSubmitted(f"ev-state-{n}", at, f"state-{n:07d}", referrer, referee)
+
+
+def changelog_records(app_id: str, leads: int) -> list[Outgoing]:
+    """The tables' contents after `leads` accepted submissions, as changelog records."""
+    engine, jsonl = Engine(load_terms(TERMS)), JsonlCodec()
+    histories: dict[str, list[Any]] = {}
+    open_leads: dict[str, dict[str, str]] = {}
+    for n in range(leads):
+        for output in engine.apply(submission(n, START_MS + n)):
+            if isinstance(output, ReferralDecision):
+                histories.setdefault(output.lead_id, []).append(jsonl.value(output))
+                view = open_leads.setdefault(output.referrer_id, {})
+                view[output.lead_id] = output.status.value
+
+    def table(name: str, rows: Any) -> list[Outgoing]:
+        topic = f"{app_id}-{name}-changelog"
+        return [
+            Outgoing(topic, key.encode(), value, partition_of(key.encode(), PARTITIONS))
+            for key, value in rows
+        ]
+
+    clock = str(START_MS + leads).encode()
+    return [
+        *table("leads", ((k, encode_state(s)) for k, s in engine.leads.items())),
+        *table("referees", ((k, encode_state(s)) for k, s in engine.referees.items())),
+        *table("lead-history", ((k, orjson.dumps(h)) for k, h in histories.items())),
+        *table(
+            "referrer-leads",
+            ((k, orjson.dumps(v, option=orjson.OPT_SORT_KEYS)) for k, v in open_leads.items()),
+        ),
+        *(
+            Outgoing(f"{app_id}-lead-clocks-changelog", str(p).encode(), clock, p)
+            for p in range(PARTITIONS)
+        ),
+    ]
+
+
+async def fill(bootstrap: str, app_id: str, topics: Topics, leads: int) -> int:
+    settings = Settings(bootstrap=bootstrap, app_id=app_id, topic_prefix=topics.prefix)
+    await ensure_topics(bootstrap, ReferralWorker(settings, load_terms(TERMS)).topic_specs())
+    records = changelog_records(app_id, leads)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20, acks=1
+    )
+    await producer.start()
+    try:
+        for start in range(0, len(records), 50_000):
+            await send_all(producer, records[start : start + 50_000], PARTITIONS)
+    finally:
+        await producer.stop()
+    return len(records)
+
+
+async def decided(bootstrap: str, topics: Topics, lead_id: str, timeout: float) -> float:
+    """Publish a new lead; the seconds until its decision is readable."""
+    codec = AvroCodec()
+    consumer = AIOKafkaConsumer(
+        topics.decisions, bootstrap_servers=bootstrap, auto_offset_reset="latest"
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    await producer.start()
+    try:
+        await consumer.seek_to_end()
+        for tp in consumer.assignment():
+            await consumer.position(tp)  # pin "latest" before the lead is sent
+        event = submission(10**7 + int(time.time()), START_MS + 10**8)
+        event = LeadSubmitted(
+            f"ev-{lead_id}", event.occurred_at, lead_id, event.referrer, event.referee
+        )
+        start = time.perf_counter()
+        await producer.send_and_wait(
+            topics.lead_submitted, codec.encode_record(event), key=lead_id.encode()
+        )
+        deadline = start + timeout
+        while time.perf_counter() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    if record.key == lead_id.encode():
+                        return time.perf_counter() - start
+        raise TimeoutError(f"no decision for {lead_id} after {timeout} s")
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+def disk_mb(path: Path) -> float:
+    out = subprocess.run(["du", "-sk", str(path)], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[0]) / 1024
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def run(bootstrap: str, leads: int, folder: Path) -> dict[str, Any]:
+    tag = uuid.uuid4().hex[:8]
+    app_id, topics = f"bench-state-{tag}", Topics(f"bench-state-{tag}.")
+    start = time.perf_counter()
+    records = await fill(bootstrap, app_id, topics, leads)
+    filled = time.perf_counter() - start
+    worker = WorkerProcess(bootstrap, app_id, topics.prefix, folder / tag, TERMS)
+    timeout = 1800.0
+    try:
+        start = time.perf_counter()
+        worker.start()
+        await asyncio.to_thread(worker.wait_ready, timeout)
+        await decided(bootstrap, topics, f"probe-{tag}-1", timeout)
+        restore = time.perf_counter() - start
+        assert worker.proc is not None
+        rss, disk = rss_mb(worker.proc.pid), disk_mb(folder / tag)
+        worker.kill()
+        start = time.perf_counter()
+        worker.start()
+        await asyncio.to_thread(worker.wait_ready, timeout)
+        await decided(bootstrap, topics, f"probe-{tag}-2", timeout)
+        restart = time.perf_counter() - start
+        rss_after = rss_mb(worker.proc.pid)
+    finally:
+        worker.stop()
+    return {
+        "leads": leads,
+        "changelog_records": records,
+        "fill_s": round(filled, 1),
+        "restore_s": round(restore, 1),
+        "rss_mb": round(rss),
+        "rocksdb_mb": round(disk),
+        "restart_after_kill_s": round(restart, 1),
+        "rss_after_restart_mb": round(rss_after),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--leads", type=int, default=1_000_000)
+    parser.add_argument("--json", default=None, help="write the figures here")
+    args = parser.parse_args()
+    bootstrap = broker.up()[0]
+    with tempfile.TemporaryDirectory(prefix="bench-state-") as scratch:
+        result = asyncio.run(run(bootstrap, args.leads, Path(scratch)))
+    print(
+        f"{result['leads']:,} leads ({result['changelog_records']:,} changelog records, "
+        f"written in {result['fill_s']} s)\n"
+        f"restore    : {result['restore_s']} s from an empty data directory to a new lead "
+        f"decided; RSS {result['rss_mb']} MB, RocksDB {result['rocksdb_mb']} MB on disk\n"
+        f"restart    : {result['restart_after_kill_s']} s from kill -9 to a new lead decided; "
+        f"RSS {result['rss_after_restart_mb']} MB"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
