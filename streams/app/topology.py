@@ -86,6 +86,14 @@ RAW: dict[str, Any] = {
 CLOSED_STATUSES = {DecisionStatus.GRANTED, DecisionStatus.REJECTED}
 Handler = Callable[[EventT[Any]], list["Outgoing"]]
 STALL_CHECK_S = 10.0  # how often partitions with records left but no progress are sought back
+# Per RocksDB database (one per table and partition: 7 x 8 here). Faust's defaults (64 MiB
+# memtables, three of them, and a 2 GiB block cache, each per database) left a worker that
+# had restored a million leads at 1.2 GB resident.
+ROCKSDB_OPTIONS = {
+    "write_buffer_size": 8 << 20,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 16 << 20,
+}
 EXIT_UNDELIVERED = 75  # EX_TEMPFAIL: a supervisor restarts the worker, and the batch comes again
 
 
@@ -177,7 +185,12 @@ class ReferralWorker:
     def _table(self, name: str) -> Any:
         # bytes key and value types make Faust use the raw serializer for the changelog
         return self.app.Table(
-            name, default=None, partitions=self.partitions, key_type=bytes, value_type=bytes
+            name,
+            default=None,
+            partitions=self.partitions,
+            key_type=bytes,
+            value_type=bytes,
+            options=ROCKSDB_OPTIONS,
         )
 
     def _build_tables(self) -> None:
