@@ -284,7 +284,7 @@ async def qualified(bootstrap: str, topics: Topics, leads: set[str]) -> None:
 
 def machine() -> dict[str, Any]:
     versions = {}
-    for name in ("faust-streaming", "aiokafka", "fastavro", "rocksdict"):
+    for name in ("faust-streaming", "aiokafka", "fastavro", "rocksdict", "orjson"):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
