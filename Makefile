@@ -53,8 +53,9 @@ bench: compile
 bench-replay: compile kafka-up
 	$(PY) -m benchmarks.replay_kafka
 
-# The live worker draining a backlog against a raw aiokafka reader, one and two workers.
-BENCH_LIVE_ARGS ?= --events 100000 --json bench-live.json
+# The live worker draining a backlog against a raw aiokafka reader, one and two workers,
+# latency, and the tables at a million leads (about 20 minutes in all).
+BENCH_LIVE_ARGS ?= --events 100000 --state-leads 1000000 --json bench-live.json
 bench-live: compile kafka-up
 	$(PY) -m benchmarks.live $(BENCH_LIVE_ARGS)
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
+from benchmarks import state
 from benchmarks.replay_kafka import publish, read_and_decode
 from streams.app.pipeline import behind, offset_clients, pipeline_partitions
 from streams.app.settings import Topics
@@ -299,12 +300,47 @@ def machine() -> dict[str, Any]:
     }
 
 
+def report(result: dict[str, Any]) -> str:
+    """The figures as the table's lines."""
+    lines = []
+    if "latency" in result:
+        lat = result["latency"]
+        lines.append(
+            f"latency    : first invoice -> reward readable, p50 {lat['p50_ms']} ms, p99 "
+            f"{lat['p99_ms']} ms, max {lat['max_ms']} ms over {lat['rewards']} rewards "
+            f"(background {lat['background_events_per_s']} events/s)"
+        )
+    if "one_worker" in result:
+        one, raw = result["one_worker"], result["raw_read_decode"]
+        rate, rss = one["events_per_s"], one["peak_rss_mb"]
+        lines += [
+            f"backlog of {one['events']} events (published in {one['publish_s']} s)",
+            f"one worker : {one['drain_s']:7.1f} s {rate:>9,} events/s  peak RSS {rss} MB",
+            f"raw client : {raw['seconds']:7.1f} s {raw['events_per_s']:>9,} events/s  "
+            "(read + decode)",
+            f"ratio      : {result['ratio']}",
+        ]
+    if "two_workers" in result:
+        two = result["two_workers"]
+        rate, times = two["events_per_s"], result["two_over_one"]
+        lines.append(f"two workers: {two['drain_s']:7.1f} s {rate:>9,} events/s  ({times}x one)")
+    if "state" in result:
+        lines.append(state.describe(result["state"]))
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--one-only", action="store_true", help="skip the two-worker run")
     parser.add_argument(
         "--latency", type=int, default=1000, help="rewards timed for latency (0: none)"
+    )
+    parser.add_argument(
+        "--state-leads",
+        type=int,
+        default=0,
+        help="also measure the tables at this many leads (benchmarks.state; 0: not)",
     )
     parser.add_argument("--json", default=None, help="write the figures and the machine here")
     parser.add_argument(
@@ -313,33 +349,13 @@ def main() -> None:
     args = parser.parse_args()
     bootstrap = broker.up()[0]
     result = asyncio.run(run(bootstrap, args.events, not args.one_only, args.latency, args.profile))
+    if args.state_leads:
+        with tempfile.TemporaryDirectory(prefix="bench-state-") as scratch:
+            result["state"] = asyncio.run(state.run(bootstrap, args.state_leads, Path(scratch)))
     result["machine"] = machine()
-    if "latency" in result:
-        lat = result["latency"]
-        print(
-            f"latency    : first invoice -> reward readable, p50 {lat['p50_ms']} ms, p99 "
-            f"{lat['p99_ms']} ms, max {lat['max_ms']} ms over {lat['rewards']} rewards "
-            f"(background {lat['background_events_per_s']} events/s)"
-        )
-    if "one_worker" not in result:
-        if args.json:
-            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-        return
-    one, raw = result["one_worker"], result["raw_read_decode"]
-    print(f"backlog of {one['events']} events (published in {one['publish_s']} s)")
-    rate, rss = one["events_per_s"], one["peak_rss_mb"]
-    print(f"one worker : {one['drain_s']:7.1f} s {rate:>9,} events/s  peak RSS {rss} MB")
-    print(
-        f"raw client : {raw['seconds']:7.1f} s {raw['events_per_s']:>9,} events/s  (read + decode)"
-    )
-    print(f"ratio      : {result['ratio']}")
-    if "two_workers" in result:
-        two = result["two_workers"]
-        rate, times = two["events_per_s"], result["two_over_one"]
-        print(f"two workers: {two['drain_s']:7.1f} s {rate:>9,} events/s  ({times}x one)")
+    print(report(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-    sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -190,6 +190,17 @@ async def run(bootstrap: str, leads: int, folder: Path) -> dict[str, Any]:
     }
 
 
+def describe(result: dict[str, Any]) -> str:
+    return (
+        f"state      : {result['leads']:,} leads ({result['changelog_records']:,} changelog "
+        f"records, written in {result['fill_s']} s)\n"
+        f"  restore  : {result['restore_s']} s from an empty data directory to a new lead "
+        f"decided; RSS {result['rss_mb']} MB, RocksDB {result['rocksdb_mb']} MB on disk\n"
+        f"  restart  : {result['restart_after_kill_s']} s from kill -9 to a new lead decided; "
+        f"RSS {result['rss_after_restart_mb']} MB"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leads", type=int, default=1_000_000)
@@ -198,14 +209,7 @@ def main() -> None:
     bootstrap = broker.up()[0]
     with tempfile.TemporaryDirectory(prefix="bench-state-") as scratch:
         result = asyncio.run(run(bootstrap, args.leads, Path(scratch)))
-    print(
-        f"{result['leads']:,} leads ({result['changelog_records']:,} changelog records, "
-        f"written in {result['fill_s']} s)\n"
-        f"restore    : {result['restore_s']} s from an empty data directory to a new lead "
-        f"decided; RSS {result['rss_mb']} MB, RocksDB {result['rocksdb_mb']} MB on disk\n"
-        f"restart    : {result['restart_after_kill_s']} s from kill -9 to a new lead decided; "
-        f"RSS {result['rss_after_restart_mb']} MB"
-    )
+    print(describe(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
 
