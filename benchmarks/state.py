@@ -26,10 +26,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams.app.delivery import Outgoing, partition_of, send_all
+from streams.app.read_models import history_with, in_referrer_view, view_with
 from streams.app.settings import Settings, Topics
 from streams.app.topology import ReferralWorker
 from streams.contracts import AvroCodec, JsonlCodec, LeadSubmitted, ReferralDecision
@@ -46,27 +46,33 @@ TERMS = Path(__file__).parents[1] / "streams" / "rules" / "default_terms.toml"
 START_MS = 1_767_607_200_000  # 2026-01-05T10:00:00Z, inside the default terms
 
 
-def submission(n: int, at: int) -> LeadSubmitted:
+def submission(n: int, at: int, lead_id: str | None = None) -> LeadSubmitted:
+    """The n-th lead: its own referee, its referrer shared by 50 leads."""
     referrer = Referrer(
         referrer_id=f"ref-{n // 50:06d}", kind=ReferrerKind.CLIENT,
         email=f"owner@ref{n // 50}.example", reward_preference=RewardKind.GIFT_VOUCHER,
         terms_accepted_version="2021-06-21",
     )  # fmt: skip
     referee = Referee(email=f"boss@lead{n}.example", known_to_ringover=False)
-    return LeadSubmitted(f"ev-state-{n}", at, f"state-{n:07d}", referrer, referee)
+    lead_id = lead_id or f"state-{n:07d}"
+    return LeadSubmitted(f"ev-{lead_id}", at, lead_id, referrer, referee)
 
 
 def changelog_records(app_id: str, leads: int) -> list[Outgoing]:
     """The tables' contents after `leads` accepted submissions, as changelog records."""
     engine, jsonl = Engine(load_terms(TERMS)), JsonlCodec()
-    histories: dict[str, list[Any]] = {}
-    open_leads: dict[str, dict[str, str]] = {}
+    histories: dict[str, bytes] = {}
+    open_leads: dict[str, bytes] = {}
     for n in range(leads):
         for output in engine.apply(submission(n, START_MS + n)):
-            if isinstance(output, ReferralDecision):
-                histories.setdefault(output.lead_id, []).append(jsonl.value(output))
-                view = open_leads.setdefault(output.referrer_id, {})
-                view[output.lead_id] = output.status.value
+            if not isinstance(output, ReferralDecision):
+                continue
+            history = history_with(histories.get(output.lead_id), jsonl.value(output))
+            if history is not None:
+                histories[output.lead_id] = history
+            if in_referrer_view(output):
+                referrer = output.referrer_id
+                open_leads[referrer] = view_with(open_leads.get(referrer), output)
 
     def table(name: str, rows: Any) -> list[Outgoing]:
         topic = f"{app_id}-{name}-changelog"
@@ -79,11 +85,8 @@ def changelog_records(app_id: str, leads: int) -> list[Outgoing]:
     return [
         *table("leads", ((k, encode_state(s)) for k, s in engine.leads.items())),
         *table("referees", ((k, encode_state(s)) for k, s in engine.referees.items())),
-        *table("lead-history", ((k, orjson.dumps(h)) for k, h in histories.items())),
-        *table(
-            "referrer-leads",
-            ((k, orjson.dumps(v, option=orjson.OPT_SORT_KEYS)) for k, v in open_leads.items()),
-        ),
+        *table("lead-history", histories.items()),
+        *table("referrer-leads", open_leads.items()),
         *(
             Outgoing(f"{app_id}-lead-clocks-changelog", str(p).encode(), clock, p)
             for p in range(PARTITIONS)
@@ -120,10 +123,7 @@ async def decided(bootstrap: str, topics: Topics, lead_id: str, timeout: float) 
         await consumer.seek_to_end()
         for tp in consumer.assignment():
             await consumer.position(tp)  # pin "latest" before the lead is sent
-        event = submission(10**7 + int(time.time()), START_MS + 10**8)
-        event = LeadSubmitted(
-            f"ev-{lead_id}", event.occurred_at, lead_id, event.referrer, event.referee
-        )
+        event = submission(10**7, START_MS + 10**8, lead_id)
         start = time.perf_counter()
         await producer.send_and_wait(
             topics.lead_submitted, codec.encode_record(event), key=lead_id.encode()

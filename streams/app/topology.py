@@ -32,7 +32,6 @@ from functools import partial
 from typing import Any, TypeVar
 
 import faust
-import orjson
 from faust.types import TP, EventT, StreamT
 
 from streams.app.continuity import Continuity, install_commit_point
@@ -42,6 +41,7 @@ from streams.app.fault_points import FaultPoints
 from streams.app.journal import JOURNALS, JournalError, decode_message, encode_message
 from streams.app.metrics import Metrics
 from streams.app.pipeline import behind, pipeline_partitions
+from streams.app.read_models import history_with, in_referrer_view, view_with
 from streams.app.settings import ClockMode, Settings
 from streams.app.staging import FaustTableStore, StagedTable, as_current
 from streams.contracts import (
@@ -51,11 +51,9 @@ from streams.contracts import (
     InputEvent,
     JsonlCodec,
     ReferralDecision,
-    RejectionReason,
     RewardGranted,
     dead_letter,
 )
-from streams.contracts.records import DecisionStatus
 from streams.kafka import connection
 from streams.kafka.connection import client_kwargs
 from streams.kafka.topics import TopicSpec
@@ -83,7 +81,6 @@ RAW: dict[str, Any] = {
     "key_serializer": "raw",
     "value_serializer": "raw",
 }
-CLOSED_STATUSES = {DecisionStatus.GRANTED, DecisionStatus.REJECTED}
 Handler = Callable[[EventT[Any]], list["Outgoing"]]
 STALL_CHECK_S = 10.0  # how often partitions with records left but no progress are sought back
 # Per RocksDB database (one per table and partition: 7 x 8 here). Faust's defaults (64 MiB
@@ -255,8 +252,7 @@ class ReferralWorker:
                 value = self.codec.encode_record(emit)
                 out.append(Outgoing(names.decisions, emit.lead_id.encode(), value))
                 self.metrics.decisions[emit.status.value] += 1
-                # someone else's duplicate submission is not one of this referrer's leads
-                if emit.reason is not RejectionReason.DUPLICATE_LEAD:
+                if in_referrer_view(emit):
                     referrer = emit.referrer_id.encode()
                     out.append(Outgoing(self.referrer_view_name, referrer, value))
         return out
@@ -460,32 +456,24 @@ class ReferralWorker:
 
         return handle
 
-    # -- read models for the queries (projections of the output topics) --------------------
+    # -- read models for the queries (streams.app.read_models) ---------------------------
 
     def _record_decision(self, decision: ReferralDecision) -> None:
         """lead-history: each lead's decisions in order (written by the leads agent, which
         owns the lead's partition)."""
-        value = self.jsonl.value(decision)
         key = decision.lead_id
-        history: list[dict[str, Any]] = orjson.loads(self.histories.get(key) or b"[]")
-        if value not in history:  # a redelivered decision is recorded once
-            history.append(value)
-            self.histories[key] = orjson.dumps(history)
+        history = history_with(self.histories.get(key), self.jsonl.value(decision))
+        if history is not None:
+            self.histories[key] = history
 
     def _record_referrer_view(self, event: EventT[Any]) -> list[Outgoing]:
         """referrer-leads: a referrer's leads that are still open, with their status."""
         decision = self.codec.decode_record("referral-decisions", event.value)
         if not isinstance(decision, ReferralDecision):
             raise CodecError("not a referral decision")
-        if decision.reason is RejectionReason.DUPLICATE_LEAD:
-            return []  # sent by older workers: not one of this referrer's leads
-        key = decision.referrer_id
-        view = orjson.loads(self.open_leads.get(key) or b"{}")
-        if decision.status in CLOSED_STATUSES:
-            view.pop(decision.lead_id, None)
-        else:
-            view[decision.lead_id] = decision.status.value
-        self.open_leads[key] = orjson.dumps(view, option=orjson.OPT_SORT_KEYS)
+        if in_referrer_view(decision):  # older workers sent every decision here
+            key = decision.referrer_id
+            self.open_leads[key] = view_with(self.open_leads.get(key), decision)
         return []
 
     # -- queries -------------------------------------------------------------------------

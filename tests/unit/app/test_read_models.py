@@ -1,0 +1,69 @@
+"""The query tables (streams.app.read_models): what `/leads/{id}` and `/referrers/{id}` show,
+written by the agents that decide."""
+
+from __future__ import annotations
+
+import orjson
+
+from streams.app.read_models import history_with, in_referrer_view, view_with
+from streams.contracts import JsonlCodec, ReferralDecision, RewardGranted
+from streams.contracts.records import DecisionStatus, RejectionReason
+from streams.rules import referrer_step
+from streams.rules.model import GrantRequested, GrantSettled, Send
+from tests.builders import sample_records
+
+JSONL = JsonlCodec()
+
+
+def reward() -> RewardGranted:
+    (found,) = [r for r in sample_records() if isinstance(r, RewardGranted)]
+    return found
+
+
+def decision(status: DecisionStatus, reason: RejectionReason | None = None) -> ReferralDecision:
+    return ReferralDecision("lead-1", "ref-1", status, reason, 0, "2021-06-21", None)
+
+
+def test_r8_a_lead_refused_at_the_cap_has_the_referrers_decision_in_its_history() -> None:
+    """The cap is decided by the referrer step; the lead's history learns it from the
+    GrantSettled message the lead's own agent applies."""
+    _, emits = referrer_step(None, GrantRequested(reward(), max_rewards=0, max_total_cents=0))
+    (settled,) = [e.message for e in emits if isinstance(e, Send)]
+    assert isinstance(settled, GrantSettled)
+    assert settled.decision is not None
+    assert settled.decision.reason is RejectionReason.REFERRER_CAP_REACHED
+    assert settled.decision in emits  # the very decision billing's topic gets
+    history = history_with(None, JSONL.value(settled.decision))
+    assert history is not None
+    assert [d["reason"] for d in orjson.loads(history)] == ["referrer_cap_reached"]
+
+
+def test_r7_a_granted_lead_has_the_grant_in_its_history() -> None:
+    _, emits = referrer_step(None, GrantRequested(reward(), max_rewards=50, max_total_cents=250000))
+    (settled,) = [e.message for e in emits if isinstance(e, Send)]
+    assert settled.granted
+    assert settled.decision is not None
+    assert settled.decision.status is DecisionStatus.GRANTED
+
+
+def test_r13_a_redelivered_decision_is_recorded_once() -> None:
+    accepted = JSONL.value(decision(DecisionStatus.ACCEPTED))
+    once = history_with(None, accepted)
+    assert once is not None
+    assert history_with(once, accepted) is None
+    qualified = history_with(once, JSONL.value(decision(DecisionStatus.QUALIFIED)))
+    assert qualified is not None
+    assert [d["status"] for d in orjson.loads(qualified)] == ["ACCEPTED", "QUALIFIED"]
+
+
+def test_r12_someone_elses_duplicate_submission_is_not_in_the_referrers_view() -> None:
+    assert not in_referrer_view(decision(DecisionStatus.REJECTED, RejectionReason.DUPLICATE_LEAD))
+    assert in_referrer_view(decision(DecisionStatus.REJECTED, RejectionReason.REFERRER_EXCLUDED))
+
+
+def test_the_referrers_view_keeps_open_leads_and_drops_closed_ones() -> None:
+    view = view_with(None, decision(DecisionStatus.ACCEPTED))
+    assert orjson.loads(view) == {"lead-1": "ACCEPTED"}
+    view = view_with(view, decision(DecisionStatus.EARNED))
+    assert orjson.loads(view) == {"lead-1": "EARNED"}
+    assert orjson.loads(view_with(view, decision(DecisionStatus.GRANTED))) == {}
