@@ -120,6 +120,8 @@ class StagedTable(MutableMapping[str, S], Generic[S]):
         self._event: dict[str, Any] = {}
         # key -> (value or _DELETED, the event whose partition holds the key)
         self._batch: dict[str, tuple[Any, EventT[Any]]] = {}
+        # the batch as sent to the changelog: (partition, key, value or None for a deletion)
+        self._encoded: list[tuple[int, bytes, bytes | None]] = []
 
     def _staged(self, key: str) -> Any:
         value = self._event.get(key, _DELETED)
@@ -195,26 +197,26 @@ class StagedTable(MutableMapping[str, S], Generic[S]):
         the batch's outputs are acknowledged, send them, then call `store`."""
         if self._event:
             raise RuntimeError("a batch with an event's writes neither kept nor dropped")
-        changelog = self.table.changelog
-        return [
-            Outgoing(
-                changelog,
+        self._encoded = [
+            (
+                event.message.partition,
                 key.encode(),
                 None if value is _DELETED else self.encode(value),
-                event.message.partition,
             )
             for key, (value, event) in self._batch.items()
         ]
+        topic = self.table.changelog
+        return [Outgoing(topic, key, data, partition) for partition, key, data in self._encoded]
 
-    def store(self, records: Iterable[Outgoing], offsets: Mapping[tuple[str, int], int]) -> None:
-        """The changelog holds `records` (this table's, from `changelog`) up to `offsets`:
-        write them into local storage, which a crash before this leaves to Faust's recovery
+    def store(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        """The changelog holds the batch (sent from `changelog`) up to `offsets` (any topics'):
+        write it into local storage, which a crash before this leaves to Faust's recovery
         from the changelog, and end the batch."""
-        changelog = self.table.changelog
-        for record in records:
-            if record.topic == changelog and record.partition is not None and record.key:
-                self.table.write(record.partition, record.key, record.value)
-        for (topic, partition), offset in offsets.items():
-            if topic == changelog:
+        for partition, key, data in self._encoded:
+            self.table.write(partition, key, data)
+        topic = self.table.changelog
+        for (written, partition), offset in offsets.items():
+            if written == topic:
                 self.table.persisted(partition, offset)
+        self._encoded = []
         self._batch.clear()

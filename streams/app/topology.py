@@ -351,7 +351,7 @@ class ReferralWorker:
                 changelog = [record for table in tables for record in table.changelog()]
                 offsets = await self._deliver(changelog)
                 for table in tables:
-                    table.store(changelog, offsets)
+                    table.store(offsets)
                 started = clock()
                 spent[name, "store"] += started - delivered
                 await self.faults.reached(name, "stored")

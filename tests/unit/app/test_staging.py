@@ -44,7 +44,7 @@ def commit(staged: StagedTable[Any]) -> list[Outgoing]:
         assert record.partition is not None
         where = (record.topic, record.partition)
         offsets[where] = offsets.get(where, -1) + 1
-    staged.store(records, offsets)
+    staged.store(offsets)
     return records
 
 
@@ -73,7 +73,7 @@ def test_r13_writes_stay_out_of_the_table_until_commit(staged: StagedTable[bytes
     records = staged.changelog()
     assert records == [Outgoing("t-changelog", b"lead-1", b"QUALIFIED", 3)]
     assert staged.table == {}  # sent, not acknowledged: still only staged
-    staged.store(records, {("t-changelog", 3): 41})
+    staged.store({("t-changelog", 3): 41, ("other-changelog", 3): 7})
     assert staged.table == {b"lead-1": b"QUALIFIED"}
     assert staged.table.writes == [(b"lead-1", 3)]  # under its own event's partition
     assert staged.table.offsets == {3: 41}
