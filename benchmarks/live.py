@@ -41,22 +41,6 @@ PARTITIONS = 8
 WARM_UP = 20  # rewards before the latency is timed
 
 
-async def committed_everything(bootstrap: str, app_id: str, topics: Topics) -> bool:
-    async with offset_clients(bootstrap) as (admin, consumer):
-        tps = pipeline_partitions(topics, app_id, PARTITIONS)
-        return not await behind(admin, consumer, app_id, tps)
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):  # the peak resident set
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 def profiler(pid: int, out: str) -> subprocess.Popen[bytes] | None:
     """py-spy sampling `pid` (idle frames too: a waiting worker shows where it waits)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -93,11 +77,14 @@ async def drain(
         count = await publish(bootstrap, topics, events)
         published = time.perf_counter() - start
         quiet = 0
-        while quiet < 2:
-            await asyncio.sleep(1)
-            quiet = quiet + 1 if await committed_everything(bootstrap, app_id, topics) else 0
+        tps = pipeline_partitions(topics, app_id, PARTITIONS)
+        async with offset_clients(bootstrap) as (admin, consumer):
+            while quiet < 2:
+                await asyncio.sleep(1)
+                left = await behind(admin, consumer, app_id, tps)
+                quiet = 0 if left else quiet + 1
         seconds = time.perf_counter() - start - 1  # the second confirming check
-        peak = max(rss_mb(p.proc.pid) for p in procs if p.proc is not None)
+        peak = max(state.memory_mb(p.proc.pid, "VmHWM") for p in procs if p.proc is not None)
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
             await asyncio.to_thread(spy.wait, 60)

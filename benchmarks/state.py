@@ -146,10 +146,14 @@ def disk_mb(path: Path) -> float:
     return int(out.stdout.split()[0]) / 1024
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+def memory_mb(pid: int, field: str = "VmRSS") -> float:
+    """A memory figure of /proc/PID/status in MB (VmRSS: resident now; VmHWM: its peak)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return 0.0
 
 
@@ -168,14 +172,14 @@ async def run(bootstrap: str, leads: int, folder: Path) -> dict[str, Any]:
         await decided(bootstrap, topics, f"probe-{tag}-1", timeout)
         restore = time.perf_counter() - start
         assert worker.proc is not None
-        rss, disk = rss_mb(worker.proc.pid), disk_mb(folder / tag)
+        rss, disk = memory_mb(worker.proc.pid), disk_mb(folder / tag)
         worker.kill()
         start = time.perf_counter()
         worker.start()
         await asyncio.to_thread(worker.wait_ready, timeout)
         await decided(bootstrap, topics, f"probe-{tag}-2", timeout)
         restart = time.perf_counter() - start
-        rss_after = rss_mb(worker.proc.pid)
+        rss_after = memory_mb(worker.proc.pid)
     finally:
         worker.stop()
     return {
