@@ -18,6 +18,8 @@ from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 T = TypeVar("T")
 _Convert = Callable[[Any], Any] | None
 _FROM: dict[type[Any], list[tuple[str, _Convert]]] = {}
+_TO: dict[type[Any], Callable[[Any], Any]] = {}  # record class -> its conversion to plain data
+_SCALARS = (str, int, bool, float, type(None))
 
 
 def _is_record_type(hint: Any) -> bool:
@@ -76,17 +78,13 @@ def from_plain(cls: type[T], data: dict[str, Any]) -> T:
 def to_plain(value: Any) -> Any:
     """Plain data of a dataclass (recursively); enums become their values, sets sorted lists."""
     convert = _TO.get(type(value))
-    if convert is not None:
-        return convert(value)
-    if _is_record_type(type(value)):
-        return _record_to_plain(type(value))(value)
-    return _any_to_plain(value)
+    return convert(value) if convert is not None else _any_to_plain(value)
 
 
 def _any_to_plain(value: Any) -> Any:
     """The conversion decided by the value itself, for fields whose type says too little."""
     if _is_record_type(type(value)):
-        return to_plain(value)
+        return _record_to_plain(type(value))(value)
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, tuple | list):
@@ -94,10 +92,6 @@ def _any_to_plain(value: Any) -> Any:
     if isinstance(value, frozenset | set):
         return sorted(to_plain(v) for v in value)
     return value
-
-
-_TO: dict[type[Any], Callable[[Any], Any]] = {}
-_SCALARS = (str, int, bool, float, type(None))
 
 
 def _to_converter(hint: Any) -> _Convert:
