@@ -168,11 +168,15 @@ class ReferralWorker:
 
     def _build_topics(self) -> None:
         app, names, p = self.app, self.settings.topics, self.partitions
-        self.input_topic = app.topic(*names.inputs, partitions=p, **RAW)
+        # Names resolved once: the output step and ingest look them up per record.
+        self.contract_of = names.inputs  # Kafka topic -> contract
+        self.rewards_name, self.decisions_name = names.reward_granted, names.decisions
+        self.dead_letters_name = names.dead_letters
+        self.input_topic = app.topic(*self.contract_of, partitions=p, **RAW)
         self.journal_names = {route: self._journal_name(route) for route in Route}
         self.journals = {
-            route: app.topic(self._journal_name(route), partitions=p, internal=True, **RAW)
-            for route in Route
+            route: app.topic(name, partitions=p, internal=True, **RAW)
+            for route, name in self.journal_names.items()
         }
         self.referrer_view_name = f"{self.settings.journal_prefix}referrer-view"
         self.referrer_view_topic = app.topic(
@@ -230,7 +234,7 @@ class ReferralWorker:
     def _outgoing(self, emits: Iterable[Emit]) -> list[Outgoing]:
         """The records the rules' results become: the one place they turn into Kafka records."""
         out: list[Outgoing] = []
-        lead_journal, names = self.journal_names[Route.LEAD], self.settings.topics
+        lead_journal = self.journal_names[Route.LEAD]
         for emit in emits:
             if isinstance(emit, Send):
                 value = encode_message(emit.message)
@@ -244,13 +248,13 @@ class ReferralWorker:
                     out.append(Outgoing(self.journal_names[emit.route], emit.key.encode(), value))
             elif isinstance(emit, RewardGranted):
                 value = self.codec.encode_record(emit)
-                out.append(Outgoing(names.reward_granted, emit.referrer_id.encode(), value))
+                out.append(Outgoing(self.rewards_name, emit.referrer_id.encode(), value))
                 self.metrics.rewards_granted += 1
                 if now_ms() > emit.due_by:
                     self.metrics.overdue_grants += 1
             else:
                 value = self.codec.encode_record(emit)
-                out.append(Outgoing(names.decisions, emit.lead_id.encode(), value))
+                out.append(Outgoing(self.decisions_name, emit.lead_id.encode(), value))
                 self.metrics.decisions[emit.status.value] += 1
                 if in_referrer_view(emit):
                     referrer = emit.referrer_id.encode()
@@ -298,7 +302,7 @@ class ReferralWorker:
         value = self.codec.encode_record(record)
         # keyless records stay on their origin's partition number
         partition = None if message.key else message.partition % self.partitions
-        return Outgoing(self.settings.topics.dead_letters, message.key, value, partition)
+        return Outgoing(self.dead_letters_name, message.key, value, partition)
 
     def _agent(
         self,
@@ -393,7 +397,7 @@ class ReferralWorker:
 
     def _ingest(self, event: EventT[Any]) -> list[Outgoing]:
         message = event.message
-        contract = self.settings.topics.inputs[message.topic]
+        contract = self.contract_of[message.topic]
         kafka_ms = int(message.timestamp * 1000) if message.timestamp else None
         record = self.codec.decode_record(contract, event.value, kafka_timestamp_ms=kafka_ms)
         self.metrics.events[contract] += 1
