@@ -36,6 +36,7 @@ from streams.app.settings import Topics
 from streams.faults.processes import WorkerProcess
 from streams.kafka import broker
 from streams.kafka.broker import KAFKA_VERSION
+from streams.kafka.topics import delete_topics_with_prefix
 
 PARTITIONS = 8
 WARM_UP = 20  # rewards before the latency is timed
@@ -93,6 +94,7 @@ async def drain(
             await asyncio.to_thread(proc.stop)
     return {
         "topics": topics,
+        "app_id": app_id,
         "events": count,
         "publish_s": round(published, 1),
         "drain_s": round(seconds, 1),
@@ -110,9 +112,11 @@ async def run(
             if not events:
                 return {"latency": measured}
         one = await drain(bootstrap, events, 1, Path(scratch), profile)
+        topics, app_id = one.pop("topics"), one.pop("app_id")
         start = time.perf_counter()
-        decoded = await read_and_decode(bootstrap, one.pop("topics"))
+        decoded = await read_and_decode(bootstrap, topics)
         raw_s = time.perf_counter() - start
+        await forget(bootstrap, topics, app_id)
         raw = {
             "events": decoded,
             "seconds": round(raw_s, 1),
@@ -125,12 +129,18 @@ async def run(
         }
         if two:
             pair = await drain(bootstrap, events, 2, Path(scratch))
-            pair.pop("topics")
+            await forget(bootstrap, pair.pop("topics"), pair.pop("app_id"))
             result["two_workers"] = pair
             result["two_over_one"] = round(pair["events_per_s"] / one["events_per_s"], 2)
         if rewards:
             result["latency"] = measured
     return result
+
+
+async def forget(bootstrap: str, topics: Topics, app_id: str) -> None:
+    """Delete a measure's topics: left behind, every later run of the broker's clients
+    fetches and decodes their metadata too (thousands of partitions after a few runs)."""
+    await delete_topics_with_prefix(bootstrap, topics.prefix, f"{app_id}-")
 
 
 async def latency(bootstrap: str, rewards: int, load_rate: int, folder: Path) -> dict[str, Any]:
@@ -232,6 +242,7 @@ async def latency(bootstrap: str, rewards: int, load_rate: int, folder: Path) ->
         await consumer.stop()
         await producer.stop()
         await asyncio.to_thread(worker.stop)
+        await forget(bootstrap, topics, app_id)
     by_order = [(seen[lead] - sent[lead]) * 1000 for lead in timed if lead in seen]
     times = sorted(by_order)
     slowest = sorted(range(len(by_order)), key=by_order.__getitem__)[-5:]
