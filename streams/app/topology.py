@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 import faust
 from faust.types import TP, EventT, StreamT
 
+from streams.app.batches import ack, take_batches
 from streams.app.continuity import Continuity, install_commit_point
 from streams.app.delivery import Outgoing, partition_of, send_all
 from streams.app.eager import install_eager_delivery
@@ -321,10 +322,10 @@ class ReferralWorker:
         batch_size, within = self.settings.batch_size, self.settings.batch_wait_s
 
         async def agent(stream: StreamT[Any]) -> AsyncIterator[None]:
-            batches = stream.take_events(batch_size, within=within)  # type: ignore[attr-defined]
+            consumer = self.app.consumer
             spent, clock = self.metrics.round_seconds, time.perf_counter
             started = clock()
-            async for events in batches:
+            async for events in take_batches(stream, batch_size, within):
                 outgoing: list[Outgoing] = []
                 self.metrics.rounds[name] += 1
                 self.metrics.round_records[name] += len(events)
@@ -359,6 +360,7 @@ class ReferralWorker:
                 started = clock()
                 spent[name, "store"] += started - delivered
                 await self.faults.reached(name, "stored")
+                ack(events, consumer)
                 yield None
 
         self.app.agent(topic, name=name, concurrency=1)(agent)

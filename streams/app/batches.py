@@ -1,0 +1,87 @@
+"""An agent's events taken from its channel a batch at a time, without Faust's stream.
+
+Faust hands an agent's records to it through the channel's queue; `Stream.take_events` then
+moves them one by one through a second task (the stream iterator, its sensors, a buffer and
+two events), and blocks that task while the agent's round runs, so the queue fills and the
+fetch loop stalls for every agent behind it. A round takes whatever its queue already holds
+instead: under a backlog that is a full batch at once, and with light traffic a round starts
+as soon as one record is there (no wait to fill: each hop of a reward's way adds only its
+own round to the latency).
+
+What the stream iterator does for each record that matters here is kept: records fetched
+before a rebalance (another generation, or flow control suspended) are dropped, never acked
+(the continuity guard seeks back to them), and every other record is tracked as unacked, so a
+rebalance waits for the round that holds it. The agent acks its records after its round
+(`ack`); what Faust's sensors counted per record is left out (`/metrics` has our own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from faust.types import EventT, StreamT
+
+from streams.app.continuity import drop
+
+
+async def take_batches(
+    stream: StreamT[Any], size: int, wait_s: float = 0.0
+) -> AsyncIterator[list[EventT[Any]]]:
+    """Batches of at most `size` events of the agent's `stream`, each as soon as one event
+    is queued (waiting up to `wait_s` more for the batch to fill, if given)."""
+    channel: Any = aiter(stream.channel)  # subscribes, as the stream's own iteration would
+    queue = channel.queue
+    app = stream.app
+    consumer: Any = app.consumer
+    flow = app.flow_control
+    acking = app.topics.acking_topics
+    while True:
+        try:
+            events = await _take(queue, size, wait_s)
+        except StopAsyncIteration:  # what Faust throws into the channel to stop the agent
+            return
+        generation = app.consumer_generation_id
+        active = flow.is_active()
+        batch = []
+        for event in events:
+            message = event.message
+            if not active or message.generation_id != generation:
+                drop(event, consumer)
+                continue
+            if not message.tracked and message.topic in acking:
+                message.tracked = True
+                consumer._unacked_messages.add(message)
+            batch.append(event)
+        if batch:
+            yield batch
+
+
+async def _take(queue: Any, size: int, wait_s: float) -> list[EventT[Any]]:
+    """At least one event, then whatever else is queued (or arrives within `wait_s`)."""
+    events = [await queue.get()]
+    if wait_s <= 0:
+        while len(events) < size and not queue.empty():
+            events.append(queue.get_nowait())
+        return events
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while len(events) < size:
+        if not queue.empty():
+            events.append(queue.get_nowait())
+            continue
+        left = deadline - loop.time()
+        if left <= 0:
+            break
+        try:
+            events.append(await asyncio.wait_for(queue.get(), left))
+        except TimeoutError:
+            break
+    return events
+
+
+def ack(events: list[EventT[Any]], consumer: Any) -> None:
+    """The events' records done: their offsets may be committed (dropped ones stay out)."""
+    for event in events:
+        event.message.ack(consumer)
