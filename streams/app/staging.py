@@ -50,6 +50,17 @@ def as_current(event: EventT[Any]) -> Iterator[None]:
         _current_event.reset(token)
 
 
+def _write_batch(store: Any) -> Any:
+    """An empty write batch for Faust's RocksDB `store`, of the driver it uses."""
+    if store.use_rocksdict:
+        import rocksdict
+
+        return rocksdict.WriteBatch(raw_mode=True)
+    import rocksdb  # type: ignore[import-not-found]
+
+    return rocksdb.WriteBatch()
+
+
 class TableStore(Protocol):
     """Where a staged table reads, and writes its batches: local storage by partition, made
     durable by the changelog topic."""
@@ -60,7 +71,8 @@ class TableStore(Protocol):
 
     def items(self) -> Iterable[tuple[bytes, bytes]]: ...
 
-    def write(self, partition: int, key: bytes, value: bytes | None) -> None: ...
+    def write(self, records: Iterable[tuple[int, bytes, bytes | None]]) -> None:
+        """(partition, key, value or None to delete), in order."""
 
     def persisted(self, partition: int, offset: int) -> None: ...
 
@@ -88,15 +100,24 @@ class FaustTableStore:
         items: Iterable[tuple[bytes, bytes]] = self.table.items()
         return items
 
-    def write(self, partition: int, key: bytes, value: bytes | None) -> None:
+    def write(self, records: Iterable[tuple[int, bytes, bytes | None]]) -> None:
+        """One RocksDB write batch per partition (one call and one WAL write, not one per key),
+        as Faust's own recovery writes changelog records."""
         store = self.table.data  # faust.stores.rocksdb.Store
-        db = store._db_for_partition(partition)
-        if value is None:
-            db.delete(key)
-            store._key_index.pop(key, None)
-        else:
-            store._key_index[key] = partition
-            db.put(key, value)
+        key_index = store._key_index
+        batches: dict[int, Any] = {}
+        for partition, key, value in records:
+            batch = batches.get(partition)
+            if batch is None:
+                batches[partition] = batch = _write_batch(store)
+            if value is None:
+                batch.delete(key)
+                key_index.pop(key, None)
+            else:
+                batch.put(key, value)
+                key_index[key] = partition
+        for partition, batch in batches.items():
+            store._db_for_partition(partition).write(batch)
 
     def persisted(self, partition: int, offset: int) -> None:
         """Recovery reads the changelog from here on (Faust's own bookkeeping)."""
@@ -212,8 +233,7 @@ class StagedTable(MutableMapping[str, S], Generic[S]):
         """The changelog holds the batch (sent from `changelog`) up to `offsets` (any topics'):
         write it into local storage, which a crash before this leaves to Faust's recovery
         from the changelog, and end the batch."""
-        for partition, key, data in self._encoded:
-            self.table.write(partition, key, data)
+        self.table.write(self._encoded)
         topic = self.table.changelog
         for (written, partition), offset in offsets.items():
             if written == topic:

@@ -4,14 +4,18 @@ acknowledged, and reaches local storage only once those records are (`store`).""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import faust
 import pytest
 from faust.streams import current_event
+from faust.types import TP
 
 from streams.app.delivery import Outgoing
-from streams.app.staging import StagedTable, as_current
+from streams.app.staging import FaustTableStore, StagedTable, as_current
 
 
 class FakeTable(dict[bytes, bytes]):
@@ -24,12 +28,13 @@ class FakeTable(dict[bytes, bytes]):
         self.writes: list[tuple[bytes, int]] = []
         self.offsets: dict[int, int] = {}
 
-    def write(self, partition: int, key: bytes, value: bytes | None) -> None:
-        self.writes.append((key, partition))
-        if value is None:
-            self.pop(key, None)
-        else:
-            self[key] = value
+    def write(self, records: Iterable[tuple[int, bytes, bytes | None]]) -> None:
+        for partition, key, value in records:
+            self.writes.append((key, partition))
+            if value is None:
+                self.pop(key, None)
+            else:
+                self[key] = value
 
     def persisted(self, partition: int, offset: int) -> None:
         self.offsets[partition] = offset
@@ -124,3 +129,25 @@ def test_as_current_restores_the_previous_event() -> None:
         with as_current(inner):
             assert current_event() is inner
         assert current_event() is outer
+
+
+def test_r13_a_batch_is_written_into_fausts_rocksdb_partitions_where_its_recovery_reads(
+    tmp_path: Path,
+) -> None:
+    """FaustTableStore on a real Faust table (RocksDB, not started): one write batch per
+    partition, deletions in order, the persisted offset Faust's recovery resumes from."""
+    app = faust.App(
+        "test-store", broker="kafka://127.0.0.1:1", store="rocksdb://", datadir=tmp_path
+    )
+    table = app.Table("leads", default=None, partitions=4, key_type=bytes, value_type=bytes)
+    store = FaustTableStore(table)
+    store.write([(1, b"lead-a", b"1"), (2, b"lead-b", b"2"), (1, b"lead-c", b"3")])
+    store.write([(1, b"lead-c", None), (1, b"lead-a", b"4")])
+    store.persisted(1, 41)
+    data = table.data
+    assert data._db_for_partition(1).get(b"lead-a") == b"4"
+    assert data._db_for_partition(2).get(b"lead-b") == b"2"
+    assert data._db_for_partition(1).get(b"lead-c") is None
+    assert data._db_for_partition(2).get(b"lead-a") is None  # only in its own partition
+    assert data.persisted_offset(TP(store.changelog, 1)) == 41
+    assert dict(data._key_index) == {b"lead-a": 1, b"lead-b": 2}
