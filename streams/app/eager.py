@@ -1,4 +1,5 @@
-"""Fetched records handed to the agents without four asyncio tasks each.
+"""Fetched records handed to the agents without four asyncio tasks each, and without Faust's
+generic decoding for topics of raw bytes.
 
 Faust's fetch loop hands every record to the conductor through `Service.wait_first(callback,
 suspend_flow)`, which wraps the callback and three events in tasks so that a callback blocked
@@ -10,12 +11,21 @@ the four tasks then cost more than the record's whole journey through the agent.
 If it finishes there, that is the result, exactly as `wait_first` would have returned it. If
 it waits, the rest of it becomes a task and `wait_first` proceeds as before, with the same
 abandon-on-suspend behaviour. Installed on Faust's consumer only (`install_eager_delivery`).
+
+`raw_handler` is the conductor's per-partition hand-over for a partition read by one channel
+of raw bytes (every topic of the worker): the event is built from the record's bytes as they
+are, where Faust's compiled handler resolves the serializer registry for the key and the
+value, and waits on its producer buffer (the worker never fills it: it sends through
+aiokafka), for every record. What it keeps: waiting while the flow is suspended (a
+rebalance), the record's reference count, the channel's back-pressure and its wait for room.
+And the conductor looks a partition's hand-over up under its lock only while the lock is held
+(a rebalance rebuilding the map), not for every record.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
 from mode.services import Service, WaitResults
@@ -75,8 +85,85 @@ async def eager_wait_first(self: Service, *coros: Any, timeout: Any = None) -> W
     return await _wait_first(self, rest, *coros[1:], timeout=timeout)
 
 
+def _is_raw(channel: Any) -> bool:
+    return bool(
+        channel.key_type is bytes
+        and channel.value_type is bytes
+        and channel.key_serializer == "raw"
+        and channel.value_serializer == "raw"
+    )
+
+
+def raw_handler(conductor: Any, tp: Any, channel: Any) -> Callable[[Any], Awaitable[None]]:
+    """The conductor's hand-over of `tp`'s records to `channel`, a raw bytes topic (module)."""
+    app = conductor.app
+    acquire_flow = app.flow_control.acquire
+    make_event = app.conf.Event
+    on_topic_buffer_full = app.sensors.on_topic_buffer_full
+    consumer = app.consumer
+
+    def on_pressure_high() -> None:
+        on_topic_buffer_full(tp)
+        consumer.on_buffer_full(tp)
+
+    def on_pressure_drop() -> None:
+        consumer.on_buffer_drop(tp)
+
+    async def on_message(message: Any) -> None:
+        await acquire_flow()
+        message.incref(1)
+        event = make_event(app, message.key, message.value, message.headers, message)
+        queue = channel.queue
+        if queue.full():
+            on_topic_buffer_full(tp)
+            await queue.put(event)
+        else:
+            queue.put_nowait_enhanced(
+                event, on_pressure_high=on_pressure_high, on_pressure_drop=on_pressure_drop
+            )
+
+    return on_message
+
+
+def unlocked_lookup(conductor: Any) -> Callable[[Any], Awaitable[None]]:
+    """The conductor's `on_message`: the lock is taken only if a rebalance holds it."""
+    lock = conductor._tp_to_callback_lock
+    callbacks = conductor._tp_to_callback
+
+    async def on_message(message: Any) -> None:
+        if lock.locked():
+            async with lock:
+                callback = callbacks[message.tp]
+        else:
+            callback = callbacks[message.tp]
+        await callback(message)
+
+    return on_message
+
+
 def install_eager_delivery() -> None:
-    """Make Faust's consumers hand records over eagerly (idempotent)."""
+    """Make Faust's consumers hand records over eagerly, and raw ones without decoding
+    (idempotent)."""
+    from faust.transport.conductor import Conductor
     from faust.transport.consumer import Consumer
 
     Consumer.wait_first = eager_wait_first  # type: ignore[method-assign]
+    if getattr(Conductor._build_handler, "_raw_first", False):
+        return
+    build_handler = Conductor._build_handler
+
+    def _build_handler(self: Any, tp: Any, channels: Any) -> Any:
+        if len(channels) == 1:
+            (channel,) = channels
+            if _is_raw(channel):
+                return raw_handler(self, tp, channel)
+        return build_handler(self, tp, channels)
+
+    _build_handler._raw_first = True  # type: ignore[attr-defined]
+    Conductor._build_handler = _build_handler  # type: ignore[method-assign]
+    compile_handler = Conductor._compile_message_handler
+
+    def _compile_message_handler(self: Any) -> Any:
+        return compile_handler(self) if self.app.client_only else unlocked_lookup(self)
+
+    Conductor._compile_message_handler = _compile_message_handler  # type: ignore[method-assign]

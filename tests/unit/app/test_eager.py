@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from typing import Any
 
+import faust
 import pytest
+from faust.types import TP
+from faust.types.tuples import ConsumerMessage
 from mode import Service
 from mode.utils.locks import Event
 
-from streams.app.eager import eager_wait_first
+from streams.app.eager import eager_wait_first, install_eager_delivery
 
 
 class Fetcher(Service):
@@ -94,3 +98,93 @@ def test_r13_an_error_in_the_hand_over_reaches_the_caller() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         asyncio.run(scenario())
+
+
+def raw_app() -> tuple[Any, Any, Any]:
+    """A Faust app (never started), with eager delivery installed, and the channel of a raw
+    bytes topic as the conductor sees it after the agent subscribed."""
+    install_eager_delivery()
+    app = faust.App("test-eager", broker="kafka://127.0.0.1:1", stream_buffer_maxsize=2)
+    topic = app.topic(
+        "lead-journal", key_type=bytes, value_type=bytes, key_serializer="raw",
+        value_serializer="raw",
+    )  # fmt: skip
+    channel = aiter(topic)  # the agent's iterator channel: what the conductor delivers to
+    app.flow_control.resume()
+    return app, topic, channel
+
+
+def is_raw_handler(handler: Any) -> bool:
+    return str(getattr(handler, "__qualname__", "")).startswith("raw_handler")
+
+
+def record(offset: int, key: bytes | None = b"lead-1", value: bytes = b"v") -> Any:
+    return ConsumerMessage("lead-journal", 3, offset, 0.0, 0, None, key, value, None)
+
+
+def test_r13_a_raw_record_reaches_its_channel_as_its_own_bytes() -> None:
+    async def scenario() -> None:
+        app, _, channel = raw_app()
+        tp = TP("lead-journal", 3)
+        handler = app.topics._build_handler(tp, {channel})
+        assert is_raw_handler(handler)
+        message = record(7)
+        await handler(message)
+        event = channel.queue.get_nowait()
+        assert (event.key, event.value, event.message) == (b"lead-1", b"v", message)
+        assert message.refcount == 1  # acked once, by the one agent that reads it
+        await handler(record(8, key=None))
+        assert channel.queue.get_nowait().key is None
+
+    asyncio.run(scenario())
+
+
+def test_r13_a_raw_record_waits_while_the_flow_is_suspended_and_for_room() -> None:
+    async def scenario() -> None:
+        app, _, channel = raw_app()
+        handler = app.topics._build_handler(TP("lead-journal", 3), {channel})
+        app.flow_control.suspend()  # a rebalance
+        waiting = asyncio.ensure_future(handler(record(1)))
+        await asyncio.sleep(0.01)
+        assert not waiting.done()
+        assert channel.queue.empty()
+        app.flow_control.resume()
+        await asyncio.wait_for(waiting, 1)
+        await handler(record(2))
+        full = asyncio.ensure_future(handler(record(3)))  # the queue holds two
+        await asyncio.sleep(0.01)
+        assert not full.done()
+        assert channel.queue.get_nowait().message.offset == 1
+        await asyncio.wait_for(full, 1)
+        assert [channel.queue.get_nowait().message.offset for _ in range(2)] == [2, 3]
+
+    asyncio.run(scenario())
+
+
+def test_r13_other_channels_keep_fausts_handler() -> None:
+    async def scenario() -> None:
+        app, _, channel = raw_app()
+        typed = aiter(app.topic("json-topic"))
+        tp = TP("lead-journal", 3)
+        assert not is_raw_handler(app.topics._build_handler(tp, {typed}))
+        assert not is_raw_handler(app.topics._build_handler(tp, {channel, typed}))
+
+    asyncio.run(scenario())
+
+
+def test_r13_the_conductor_waits_for_a_rebalance_rebuilding_its_hand_overs() -> None:
+    async def scenario() -> None:
+        app, _, channel = raw_app()
+        conductor = app.topics
+        tp = TP("lead-journal", 3)
+        conductor._tp_to_callback[tp] = conductor._build_handler(tp, {channel})
+        await conductor.on_message(record(1))
+        assert channel.queue.qsize() == 1
+        async with conductor._tp_to_callback_lock:  # a rebalance rebuilding the map
+            waiting = asyncio.ensure_future(conductor.on_message(record(2)))
+            await asyncio.sleep(0.01)
+            assert not waiting.done()
+        await asyncio.wait_for(waiting, 1)
+        assert channel.queue.qsize() == 2
+
+    asyncio.run(scenario())
