@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from aiokafka.partitioner import murmur2
@@ -18,8 +19,15 @@ from aiokafka.partitioner import murmur2
 
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner gives a key (murmur2, as Java clients do)."""
+    return _hash(key) % partitions
+
+
+@lru_cache(maxsize=1 << 16)
+def _hash(key: bytes) -> int:
+    # A lead's, a referrer's or an account's key is hashed for every record about it
+    # (journals, decisions, views, changelogs): aiokafka's murmur2 is pure Python.
     hashed: int = murmur2(key)
-    return (hashed & 0x7FFFFFFF) % partitions
+    return hashed & 0x7FFFFFFF
 
 
 class Outgoing(NamedTuple):
