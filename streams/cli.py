@@ -394,8 +394,8 @@ def add_worker_options(parser: argparse.ArgumentParser) -> None:
            "seconds before a silent worker's partitions move", type=float)  # fmt: skip
     option("--batch-size", "batch_size", "500",
            "most events an agent takes through the rules in one round", type=int)  # fmt: skip
-    option("--batch-wait", "batch_wait_s", "0.05",
-           "seconds an agent waits to fill a round", type=float)  # fmt: skip
+    option("--batch-wait", "batch_wait_s", "0.01",
+           "seconds a round with room waits for more records", type=float)  # fmt: skip
     option("--log-level", "log_level", "info", "worker log level")
 
 

@@ -86,7 +86,7 @@ class Settings:
     commit_interval_s: float = 2.8
     session_timeout_s: float = 10.0  # a silent worker's partitions move after this long
     batch_size: int = 500  # events an agent takes through the rules in one round
-    batch_wait_s: float = 0.05  # how long a round waits to fill
+    batch_wait_s: float = 0.01  # how long a round with room waits for more (per hop of a reward)
     log_level: str = "info"
 
     @property
