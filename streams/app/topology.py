@@ -320,7 +320,8 @@ class ReferralWorker:
         on_failure: Callable[[EventT[Any]], None] | None = None,
     ) -> None:
         """An agent (concurrency 1, faust-streaming #606) applying `handle` to batches of
-        events (streams.app.staging): outputs acknowledged first, then state, then offsets.
+        events taken from its channel (streams.app.batches) in rounds (streams.app.staging):
+        outputs acknowledged first, then state, then offsets.
 
         Whatever `handle` raises sends the event to the dead letters with none of its writes,
         never stops the worker.
