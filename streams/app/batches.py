@@ -4,9 +4,9 @@ Faust hands an agent's records to it through the channel's queue; `Stream.take_e
 moves them one by one through a second task (the stream iterator, its sensors, a buffer and
 two events), and blocks that task while the agent's round runs, so the queue fills and the
 fetch loop stalls for every agent behind it. A round takes whatever its queue already holds
-instead: under a backlog that is a full batch at once, and with light traffic a round starts
-as soon as one record is there (no wait to fill: each hop of a reward's way adds only its
-own round to the latency).
+instead: under a backlog that is a full batch at once; with light traffic a round starts from
+its first record after waiting at most `wait_s` for more (the worker's batch wait, 10 ms),
+so each hop of a reward's way pays that wait once at most.
 
 What the stream iterator does for each record that matters here is kept: records fetched
 before a rebalance (another generation, or flow control suspended) are dropped, never acked
@@ -59,12 +59,8 @@ async def take_batches(
 
 
 async def _take(queue: Any, size: int, wait_s: float) -> list[EventT[Any]]:
-    """At least one event, then whatever else is queued (or arrives within `wait_s`)."""
+    """At least one event, then whatever else is queued or arrives within `wait_s`."""
     events = [await queue.get()]
-    if wait_s <= 0:
-        while len(events) < size and not queue.empty():
-            events.append(queue.get_nowait())
-        return events
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     while len(events) < size:

@@ -101,6 +101,7 @@ def raw_handler(conductor: Any, tp: Any, channel: Any) -> Callable[[Any], Awaita
     make_event = app.conf.Event
     on_topic_buffer_full = app.sensors.on_topic_buffer_full
     consumer = app.consumer
+    queue = channel.queue  # one per channel, created when the agent subscribed
 
     def on_pressure_high() -> None:
         on_topic_buffer_full(tp)
@@ -113,7 +114,6 @@ def raw_handler(conductor: Any, tp: Any, channel: Any) -> Callable[[Any], Awaita
         await acquire_flow()
         message.incref(1)
         event = make_event(app, message.key, message.value, message.headers, message)
-        queue = channel.queue
         if queue.full():
             on_topic_buffer_full(tp)
             await queue.put(event)
