@@ -36,7 +36,7 @@ from streams.app.settings import Topics
 from streams.faults.processes import WorkerProcess
 from streams.kafka import broker
 from streams.kafka.broker import KAFKA_VERSION
-from streams.kafka.topics import delete_topics_with_prefix
+from streams.kafka.topics import delete_app_topics
 
 PARTITIONS = 8
 WARM_UP = 20  # rewards before the latency is timed
@@ -116,7 +116,7 @@ async def run(
         start = time.perf_counter()
         decoded = await read_and_decode(bootstrap, topics)
         raw_s = time.perf_counter() - start
-        await forget(bootstrap, topics, app_id)
+        await delete_app_topics(bootstrap, topics.prefix, app_id)
         raw = {
             "events": decoded,
             "seconds": round(raw_s, 1),
@@ -129,18 +129,12 @@ async def run(
         }
         if two:
             pair = await drain(bootstrap, events, 2, Path(scratch))
-            await forget(bootstrap, pair.pop("topics"), pair.pop("app_id"))
+            await delete_app_topics(bootstrap, pair.pop("topics").prefix, pair.pop("app_id"))
             result["two_workers"] = pair
             result["two_over_one"] = round(pair["events_per_s"] / one["events_per_s"], 2)
         if rewards:
             result["latency"] = measured
     return result
-
-
-async def forget(bootstrap: str, topics: Topics, app_id: str) -> None:
-    """Delete a measure's topics: left behind, every later run of the broker's clients
-    fetches and decodes their metadata too (thousands of partitions after a few runs)."""
-    await delete_topics_with_prefix(bootstrap, topics.prefix, f"{app_id}-")
 
 
 async def latency(bootstrap: str, rewards: int, load_rate: int, folder: Path) -> dict[str, Any]:
@@ -242,7 +236,7 @@ async def latency(bootstrap: str, rewards: int, load_rate: int, folder: Path) ->
         await consumer.stop()
         await producer.stop()
         await asyncio.to_thread(worker.stop)
-        await forget(bootstrap, topics, app_id)
+        await delete_app_topics(bootstrap, topics.prefix, app_id)
     by_order = [(seen[lead] - sent[lead]) * 1000 for lead in timed if lead in seen]
     times = sorted(by_order)
     slowest = sorted(range(len(by_order)), key=by_order.__getitem__)[-5:]

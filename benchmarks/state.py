@@ -36,7 +36,7 @@ from streams.contracts import AvroCodec, JsonlCodec, LeadSubmitted, ReferralDeci
 from streams.contracts.records import Referee, Referrer, ReferrerKind, RewardKind
 from streams.faults.processes import WorkerProcess
 from streams.kafka import broker
-from streams.kafka.topics import delete_topics_with_prefix, ensure_topics
+from streams.kafka.topics import delete_app_topics, ensure_topics
 from streams.rules import load_terms
 from streams.rules.engine import Engine
 from streams.rules.snapshot import encode_state
@@ -182,7 +182,7 @@ async def run(bootstrap: str, leads: int, folder: Path) -> dict[str, Any]:
         rss_after = memory_mb(worker.proc.pid)
     finally:
         worker.stop()
-        await delete_topics_with_prefix(bootstrap, topics.prefix, f"{app_id}-")
+        await delete_app_topics(bootstrap, topics.prefix, app_id)
     return {
         "leads": leads,
         "changelog_records": records,

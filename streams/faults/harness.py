@@ -34,7 +34,7 @@ from streams.faults.processes import WorkerProcess
 from streams.faults.verify import Origin, Verdict, verify
 from streams.kafka import broker
 from streams.kafka.connection import client_kwargs
-from streams.kafka.topics import TopicSpec, delete_topics_with_prefix, ensure_topics
+from streams.kafka.topics import TopicSpec, delete_app_topics, ensure_topics
 from streams.rules import load_terms
 from streams.scenario import ScenarioShape, generate
 
@@ -409,7 +409,7 @@ async def run_faults(
         if run.report.ok:
             # A passing run leaves nothing behind: every topic makes the next broker start
             # (and its restart in the next run) slower.
-            await delete_topics_with_prefix(bootstrap, run.topics.prefix, f"{run.app_id}-")
+            await delete_app_topics(bootstrap, run.topics.prefix, run.app_id)
         else:
             say(f"topics kept for inspection: {run.topics.prefix}*, {run.app_id}-*")
             for worker in run.workers:

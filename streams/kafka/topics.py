@@ -114,6 +114,12 @@ def _refuse_wrong_counts(specs: list[TopicSpec], existing: Mapping[str, int]) ->
         )
 
 
+async def delete_app_topics(bootstrap: str, topic_prefix: str, app_id: str) -> list[str]:
+    """Delete a scratch run's topics: its own (`topic_prefix`) and the ones Faust names after
+    the app (changelogs, the leader topic)."""
+    return await delete_topics_with_prefix(bootstrap, topic_prefix, f"{app_id}-")
+
+
 async def delete_topics_with_prefix(bootstrap: str, *prefixes: str) -> list[str]:
     """Delete every topic whose name starts with one of `prefixes` (scratch runs only)."""
     if not all(prefixes):

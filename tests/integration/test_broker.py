@@ -12,7 +12,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams.kafka import broker
-from streams.kafka.topics import TopicLayoutError, TopicSpec, describe_partitions, ensure_topics
+from streams.kafka.topics import (
+    TopicLayoutError,
+    TopicSpec,
+    delete_app_topics,
+    describe_partitions,
+    ensure_topics,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -126,6 +132,19 @@ async def test_existing_topic_with_other_partition_count_is_refused(
     await ensure_topics(kafka_bootstrap, [TopicSpec(f"co-{unique}", 2)])
     with pytest.raises(TopicLayoutError, match=r"co-.* has 2 partitions, the topology needs 8"):
         await ensure_topics(kafka_bootstrap, [TopicSpec(f"co-{unique}", 8)])
+
+
+async def test_a_scratch_runs_topics_are_deleted_and_no_other(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    """The benchmarks and the fault harness delete their own topics and Faust's for their app,
+    and leave every other topic alone."""
+    mine = [f"run-{unique}.lead-submitted", f"app-{unique}-leads-changelog"]
+    other = f"app-{unique}x-leads-changelog"  # another app whose id starts like this one's
+    await ensure_topics(kafka_bootstrap, [TopicSpec(name, 1) for name in [*mine, other]])
+    deleted = await delete_app_topics(kafka_bootstrap, f"run-{unique}.", f"app-{unique}")
+    assert deleted == sorted(mine)
+    assert await describe_partitions(kafka_bootstrap, [other]) == {other: 1}
 
 
 def test_broker_up_is_idempotent_and_survives_a_killed_run(kafka_bootstrap: str) -> None:
