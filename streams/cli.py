@@ -345,6 +345,7 @@ def _worker_settings(args: argparse.Namespace) -> Settings:
         session_timeout_s=args.session_timeout,
         batch_size=args.batch_size,
         batch_wait_s=args.batch_wait,
+        rounds_in_flight=args.rounds_in_flight,
         log_level=args.log_level,
     )
 
@@ -352,7 +353,11 @@ def _worker_settings(args: argparse.Namespace) -> Settings:
 def _worker(args: argparse.Namespace) -> int:
     from streams.app.runner import run_worker
 
-    return run_worker(_worker_settings(args))
+    try:
+        settings = _worker_settings(args)
+    except ValueError as exc:
+        return _usage("worker", str(exc))
+    return run_worker(settings)
 
 
 def _env(name: str, default: str) -> str:
@@ -396,6 +401,8 @@ def add_worker_options(parser: argparse.ArgumentParser) -> None:
            "most events an agent takes through the rules in one round", type=int)  # fmt: skip
     option("--batch-wait", "batch_wait_s", "0.01",
            "seconds a round with room waits for more records", type=float)  # fmt: skip
+    option("--rounds-in-flight", "rounds_in_flight", "3",
+           "rounds an agent computes before the oldest is stored", type=int)  # fmt: skip
     option("--log-level", "log_level", "info", "worker log level")
 
 

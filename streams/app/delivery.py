@@ -58,13 +58,23 @@ def by_partition(
     return groups
 
 
+Acks = list[tuple["asyncio.Future[Any]", int]]  # a send's futures, with their record counts
+
+
 async def send_all(
     producer: Any, records: Iterable[Outgoing], partitions: int
 ) -> dict[tuple[str, int], int]:
     """Send every record through `producer` (an AIOKafkaProducer) and wait for the broker's
     acknowledgement of all of them; returns the last offset written per (topic, partition).
     Raises whatever the producer gave up with."""
-    acks: list[tuple[asyncio.Future[Any], int]] = []
+    return await acknowledged(await send(producer, records, partitions))
+
+
+async def send(producer: Any, records: Iterable[Outgoing], partitions: int) -> Acks:
+    """Hand every record to `producer` (an AIOKafkaProducer), in order per partition, without
+    waiting for the broker: what comes back is awaited by `acknowledged`. Records sent later
+    through the same producer follow these on every partition they share."""
+    acks: Acks = []
     for (topic, partition), group in by_partition(records, partitions).items():
         batch = None
         for record in group:
@@ -85,6 +95,12 @@ async def send_all(
         if batch is not None and batch.record_count():
             sent = await producer.send_batch(batch, topic, partition=partition)
             acks.append((sent, batch.record_count()))
+    return acks
+
+
+async def acknowledged(acks: Acks) -> dict[tuple[str, int], int]:
+    """Wait until the broker has acknowledged every record of a `send`; returns the last
+    offset written per (topic, partition). Raises whatever the producer gave up with."""
     last: dict[tuple[str, int], int] = {}
     if acks:
         written = await asyncio.gather(*(ack for ack, _ in acks))

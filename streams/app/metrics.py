@@ -20,7 +20,10 @@ class Metrics:
         self.ticks = 0
         self.rounds = Counter[str]()  # batch rounds, by agent
         self.round_records = Counter[str]()  # records taken through them, by agent
-        # seconds spent, by (agent, phase): waiting for a batch, rules, send, store
+        # seconds spent, by (agent, phase): in the agent, waiting for a batch, the rules and
+        # sending (outputs handed to the producer, waiting for room among the rounds in
+        # flight); in its committer, a round's outputs acked, then its changelog stored
+        # (the two overlap the agent's phases)
         self.round_seconds: defaultdict[tuple[str, str], float] = defaultdict(float)
         self._gauges: list[Callable[[], Iterable[tuple[str, dict[str, str], float]]]] = []
 
@@ -76,7 +79,8 @@ class Metrics:
             "referral_round_seconds_total",
             "counter",
             "Seconds of rounds by agent and phase (wait: for a batch; rules; send: outputs "
-            "acknowledged; store: state acknowledged and written).",
+            "handed over, room among the rounds in flight; acked: outputs acknowledged; "
+            "store: changelog acknowledged; the last two overlap the others).",
         )
         for (agent, phase), seconds in sorted(self.round_seconds.items()):
             lines.append(

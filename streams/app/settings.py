@@ -87,7 +87,13 @@ class Settings:
     session_timeout_s: float = 10.0  # a silent worker's partitions move after this long
     batch_size: int = 500  # events an agent takes through the rules in one round
     batch_wait_s: float = 0.01  # how long a round with room waits for more (per hop of a reward)
+    rounds_in_flight: int = 3  # rounds an agent computes ahead of the broker's acknowledgements
     log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "rounds_in_flight", "partitions"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
 
     @property
     def topics(self) -> Topics:
@@ -121,6 +127,7 @@ ENV = {
     "session_timeout_s": "REFERRAL_SESSION_TIMEOUT",
     "batch_size": "REFERRAL_BATCH_SIZE",
     "batch_wait_s": "REFERRAL_BATCH_WAIT",
+    "rounds_in_flight": "REFERRAL_ROUNDS_IN_FLIGHT",
     "log_level": "REFERRAL_LOG_LEVEL",
 }
 

@@ -5,12 +5,19 @@ in between would come back to a state that already includes the input, and the r
 input would then emit nothing (the reward lost for good). So every agent works in rounds:
 
 1. it applies a batch of events to the pure core, each under that event's Faust context;
-   writes go to a `StagedTable`, where later events of the batch read them back;
-2. it sends every output of the batch and waits until the broker has acknowledged them all;
-3. only then does it write the staged states: the changelog records first, sent as batches
-   like the outputs and acknowledged, then RocksDB; only after that does Faust ack the
-   events, so no offset is committed ahead of its state, and local state is never ahead of
-   the changelog (a crash in between leaves Faust's recovery to bring RocksDB up to it).
+   writes go to a `StagedTable`, where later events of the round, and later rounds, read
+   them back;
+2. it hands every output of the round to the producer and `seal`s the round, then goes on to
+   the next one while the broker acknowledges (a few rounds in flight at most);
+3. rounds commit in the order they were computed: once the broker has acknowledged a round's
+   outputs, its state is written, the changelog records first (sent as batches like the
+   outputs, and acknowledged), then RocksDB; only after that does Faust ack its events, so no
+   offset is committed ahead of its state, and local state is never ahead of the changelog
+   (a crash in between leaves Faust's recovery to bring RocksDB up to it).
+
+So a state reaches the changelog only after the outputs of its own round and of every round
+before it are on the broker: durable state never includes an input whose outputs could be
+missing, whatever moment the worker is killed at.
 
 Faust writes a table key by key: a changelog future, a trip through its producer buffer (one
 message at a time) and a RocksDB write of the persisted offset per key. A round writes
@@ -18,25 +25,37 @@ hundreds of keys, so `FaustTableStore` writes them straight into the partition's
 records the persisted offset once per partition and round: the same bytes in the same places
 Faust's own recovery reads (the tables are raw bytes to bytes).
 
-A crash before 3 leaves the old state: the redelivered batch is recomputed against it and
-gives the same outputs again (identical duplicates, which every step downstream and billing
-dedupe on their ids). A crash after 3 leaves a state whose outputs are already acknowledged.
+A crash leaves the state of the last round stored: every later round is redelivered and
+recomputed against it and gives the same outputs again (identical duplicates, which every
+step downstream and billing dedupe on their ids); a key whose newer state reached the
+changelog has had that state's outputs acknowledged already.
 """
 
 from __future__ import annotations
 
+import asyncio
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from collections import deque
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
 from contextlib import contextmanager
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from faust.streams import _current_event, current_event
 from faust.types import TP, EventT
 
-from streams.app.delivery import Outgoing
+from streams.app.delivery import Acks, Outgoing
 
 S = TypeVar("S")
 _DELETED: Any = object()  # a staged deletion
+Offsets = Mapping[tuple[str, int], int]  # the last offset written, per (topic, partition)
 
 
 @contextmanager
@@ -125,11 +144,13 @@ class FaustTableStore:
 
 
 class StagedTable(MutableMapping[str, S], Generic[S]):
-    """A table of bytes seen as str -> value, whose writes wait for `commit`.
+    """A table of bytes seen as str -> value, whose writes wait for their round's commit.
 
-    Reads see the event's own writes first, then the batch's, then the table. `keep` moves an
-    event's writes into the batch once it was applied; `drop` forgets them when it failed (it
-    goes to the dead letters with no trace in state).
+    Writes go through three layers before the table: the event's own (`keep` moves them into
+    the round once it was applied, `drop` forgets them when it failed: it goes to the dead
+    letters with no trace in state), the round being computed, and the rounds in flight
+    (`seal`ed, their outputs on their way: `changelog` then `store` the oldest). Reads see
+    the newest layer holding the key.
     """
 
     def __init__(
@@ -141,18 +162,31 @@ class StagedTable(MutableMapping[str, S], Generic[S]):
         self._event: dict[str, Any] = {}
         # key -> (value or _DELETED, the event whose partition holds the key)
         self._batch: dict[str, tuple[Any, EventT[Any]]] = {}
-        # the batch as sent to the changelog: (partition, key, value or None for a deletion)
-        self._encoded: list[tuple[int, bytes, bytes | None]] = []
+        # the rounds in flight, oldest first, each with its number
+        self._sealed: deque[tuple[int, dict[str, tuple[Any, EventT[Any]]]]] = deque()
+        self._rounds = 0
+        # key -> (value or _DELETED, the newest round in flight that wrote it)
+        self._unstored: dict[str, tuple[Any, int]] = {}
+        # the oldest round as sent to the changelog: its number, (partition, key, value or None)
+        self._encoded: tuple[int, list[tuple[int, bytes, bytes | None]]] = (0, [])
 
     def _staged(self, key: str) -> Any:
+        """The key's value in the newest layer holding it; _DELETED if deleted, None if in
+        no layer."""
         value = self._event.get(key, _DELETED)
         if value is not _DELETED or key in self._event:
             return value
         staged = self._batch.get(key)
-        return staged[0] if staged is not None else None
+        if staged is not None:
+            return staged[0]
+        unstored = self._unstored.get(key)
+        return unstored[0] if unstored is not None else None
+
+    def _holds(self, key: str) -> bool:
+        return key in self._event or key in self._batch or key in self._unstored
 
     def get(self, key: str, default: Any = None) -> Any:
-        if key in self._event or key in self._batch:
+        if self._holds(key):
             value = self._staged(key)
             return default if value is _DELETED else value
         data = self.table.get(key.encode())
@@ -185,13 +219,13 @@ class StagedTable(MutableMapping[str, S], Generic[S]):
         for raw_key, data in self.table.items():
             key = raw_key.decode()
             seen.add(key)
-            if key in self._event or key in self._batch:
+            if self._holds(key):
                 value = self._staged(key)
                 if value is not _DELETED:
                     yield key, value
             else:
                 yield key, self.decode(data)
-        for key in [*self._batch, *self._event]:
+        for key in [*self._unstored, *self._batch, *self._event]:
             if key not in seen:
                 seen.add(key)
                 value = self._staged(key)
@@ -200,11 +234,11 @@ class StagedTable(MutableMapping[str, S], Generic[S]):
 
     @property
     def pending(self) -> int:
-        """Writes staged for the batch."""
-        return len(self._batch)
+        """Writes staged and not stored yet: the round being computed and those in flight."""
+        return len(self._batch) + sum(len(writes) for _, writes in self._sealed)
 
     def keep(self, event: EventT[Any]) -> None:
-        """The event was applied: its writes join the batch, under its partition."""
+        """The event was applied: its writes join the round, under its partition."""
         for key, value in self._event.items():
             self._batch[key] = (value, event)
         self._event.clear()
@@ -213,30 +247,79 @@ class StagedTable(MutableMapping[str, S], Generic[S]):
         """The event failed: forget what it wrote."""
         self._event.clear()
 
-    def changelog(self) -> list[Outgoing]:
-        """The batch as changelog records, each key in its event's partition; ask only once
-        the batch's outputs are acknowledged, send them, then call `store`."""
+    def seal(self) -> None:
+        """The round is computed: its writes wait in flight (still read) for its commit, and
+        the next round starts empty."""
         if self._event:
-            raise RuntimeError("a batch with an event's writes neither kept nor dropped")
-        self._encoded = [
+            raise RuntimeError("a round with an event's writes neither kept nor dropped")
+        self._rounds += 1
+        number, writes = self._rounds, self._batch
+        self._sealed.append((number, writes))
+        for key, (value, _) in writes.items():
+            self._unstored[key] = (value, number)
+        self._batch = {}
+
+    def changelog(self) -> list[Outgoing]:
+        """The oldest round in flight as changelog records, each key in its event's
+        partition; ask only once that round's outputs are acknowledged, send them, then call
+        `store`."""
+        if not self._sealed:
+            raise RuntimeError("no round in flight: seal it first")
+        number, writes = self._sealed[0]
+        encoded = [
             (
                 event.message.partition,
                 key.encode(),
                 None if value is _DELETED else self.encode(value),
             )
-            for key, (value, event) in self._batch.items()
+            for key, (value, event) in writes.items()
         ]
+        self._encoded = (number, encoded)
         topic = self.table.changelog
-        return [Outgoing(topic, key, data, partition) for partition, key, data in self._encoded]
+        return [Outgoing(topic, key, data, partition) for partition, key, data in encoded]
 
     def store(self, offsets: Mapping[tuple[str, int], int]) -> None:
-        """The changelog holds the batch (sent from `changelog`) up to `offsets` (any topics'):
-        write it into local storage, which a crash before this leaves to Faust's recovery
-        from the changelog, and end the batch."""
-        self.table.write(self._encoded)
+        """The changelog holds the oldest round in flight (sent from `changelog`) up to
+        `offsets` (any topics'): write it into local storage, which a crash before this
+        leaves to Faust's recovery from the changelog, and end the round."""
+        encoded_round, encoded = self._encoded
+        if not self._sealed or self._sealed[0][0] != encoded_round:
+            raise RuntimeError("a round stored before its changelog was asked for")
+        number, writes = self._sealed.popleft()
+        self.table.write(encoded)
         topic = self.table.changelog
         for (written, partition), offset in offsets.items():
             if written == topic:
                 self.table.persisted(partition, offset)
-        self._encoded = []
-        self._batch.clear()
+        self._encoded = (0, [])
+        unstored = self._unstored
+        for key in writes:
+            if unstored[key][1] == number:  # no later round in flight wrote it since
+                del unstored[key]
+
+
+class InFlight(NamedTuple):
+    """A round computed and sealed: its events, and its outputs handed to the producer."""
+
+    events: list[EventT[Any]]
+    outputs: Acks
+
+
+async def commit_in_order(
+    rounds: asyncio.Queue[InFlight | None],
+    tables: Sequence[StagedTable[Any]],
+    acknowledged: Callable[[Acks], Awaitable[Offsets]],
+    deliver: Callable[[list[Outgoing]], Awaitable[Offsets]],
+    stored: Callable[[InFlight], Awaitable[None]],
+) -> None:
+    """Commit an agent's rounds in flight, oldest first, until a None: wait for a round's
+    outputs to be `acknowledged`, `deliver` its changelog records (sent and acknowledged),
+    write them into local storage, then `stored` (which acks its events). Every table's
+    sealed rounds are the queue's, in the same order."""
+    while (round_ := await rounds.get()) is not None:
+        await acknowledged(round_.outputs)
+        changelog = [record for table in tables for record in table.changelog()]
+        offsets = await deliver(changelog)
+        for table in tables:
+            table.store(offsets)
+        await stored(round_)

@@ -27,7 +27,7 @@ import logging
 import os
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -36,7 +36,7 @@ from faust.types import TP, EventT, StreamT
 
 from streams.app.batches import ack, take_batches
 from streams.app.continuity import Continuity, install_commit_point
-from streams.app.delivery import Outgoing, partition_of, send_all
+from streams.app.delivery import Acks, Outgoing, acknowledged, partition_of, send
 from streams.app.eager import install_eager_delivery
 from streams.app.fault_points import FaultPoints
 from streams.app.journal import JOURNALS, JournalError, decode_message, encode_message
@@ -44,7 +44,13 @@ from streams.app.metrics import Metrics
 from streams.app.pipeline import behind, pipeline_partitions
 from streams.app.read_models import history_with, in_referrer_view, view_with
 from streams.app.settings import ClockMode, Settings
-from streams.app.staging import FaustTableStore, StagedTable, as_current
+from streams.app.staging import (
+    FaustTableStore,
+    InFlight,
+    StagedTable,
+    as_current,
+    commit_in_order,
+)
 from streams.contracts import (
     AvroCodec,
     ClockAdvanced,
@@ -272,19 +278,46 @@ class ReferralWorker:
         await self.app.producer.flush()
 
     async def _deliver(self, outgoing: list[Outgoing]) -> dict[tuple[str, int], int]:
-        """Send a batch's records and wait until the broker has acknowledged every one.
+        """Send records and wait until the broker has acknowledged every one (`_send`, then
+        `_acknowledged`)."""
+        return await self._acknowledged(await self._send(outgoing))
 
-        The producer retries on its own (a broker that is away for a while delays this, and
-        the batch with it). A record it gives up on stops the worker at once, before the
-        batch's state is written or its offsets acked: the batch comes again after the restart.
-        """
+    async def _send(self, outgoing: list[Outgoing]) -> Acks:
+        """Hand records to the producer, in order per partition, without waiting for the
+        broker."""
         if not outgoing:
-            return {}
+            return []
         try:
             producer: Any = self.app.producer  # Faust's, around the aiokafka producer
-            return await send_all(producer._ensure_producer(), outgoing, self.partitions)
+            return await send(producer._ensure_producer(), outgoing, self.partitions)
         except Exception:
-            log.critical("could not deliver a batch's records: stopping", exc_info=True)
+            log.critical("could not send a round's records: stopping", exc_info=True)
+            os._exit(EXIT_UNDELIVERED)
+
+    async def _acknowledged(self, acks: Acks) -> dict[tuple[str, int], int]:
+        """Wait for the broker's acknowledgement of records sent; the last offset written per
+        (topic, partition).
+
+        The producer retries on its own (a broker that is away for a while delays this, and
+        the round with it). A record it gives up on stops the worker at once, before the
+        round's state is written or its offsets acked: the round comes again after the
+        restart.
+        """
+        try:
+            return await acknowledged(acks)
+        except Exception:
+            log.critical("could not deliver a round's records: stopping", exc_info=True)
+            os._exit(EXIT_UNDELIVERED)
+
+    async def _committing(self, rounds: Awaitable[None]) -> None:
+        """An agent's commits; one that fails stops the worker at once, as a failed delivery
+        does (its rounds were not stored: they come again after the restart)."""
+        try:
+            await rounds
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.critical("could not store a round: stopping", exc_info=True)
             os._exit(EXIT_UNDELIVERED)
 
     def _dead_letter(self, event: EventT[Any], error: BaseException) -> Outgoing:
@@ -320,55 +353,78 @@ class ReferralWorker:
         on_failure: Callable[[EventT[Any]], None] | None = None,
     ) -> None:
         """An agent (concurrency 1, faust-streaming #606) applying `handle` to batches of
-        events taken from its channel (streams.app.batches) in rounds (streams.app.staging):
-        outputs acknowledged first, then state, then offsets.
+        events taken from its channel (streams.app.batches) in rounds (streams.app.staging).
+        It computes the next round while the broker acknowledges the last ones (at most
+        `rounds_in_flight` unstored); a task beside it commits them in order: outputs
+        acknowledged first, then state, then offsets.
 
         Whatever `handle` raises sends the event to the dead letters with none of its writes,
         never stops the worker.
         """
         batch_size, within = self.settings.batch_size, self.settings.batch_wait_s
+        in_flight = self.settings.rounds_in_flight
+        spent, clock = self.metrics.round_seconds, time.perf_counter
+
+        async def outputs_acked(outputs: Acks) -> dict[tuple[str, int], int]:
+            begun = clock()
+            written = await self._acknowledged(outputs)
+            spent[name, "acked"] += clock() - begun
+            await self.faults.reached(name, "delivered")
+            return written
+
+        async def changelog_acked(records: list[Outgoing]) -> dict[tuple[str, int], int]:
+            begun = clock()
+            written = await self._deliver(records)
+            spent[name, "store"] += clock() - begun
+            return written
+
+        async def stored(round_: InFlight) -> None:
+            await self.faults.reached(name, "stored")
+            ack(round_.events, self.app.consumer)
 
         async def agent(stream: StreamT[Any]) -> AsyncIterator[None]:
-            consumer = self.app.consumer
-            spent, clock = self.metrics.round_seconds, time.perf_counter
+            rounds: asyncio.Queue[InFlight | None] = asyncio.Queue(maxsize=in_flight)
+            committing = commit_in_order(rounds, tables, outputs_acked, changelog_acked, stored)
+            committer = asyncio.ensure_future(self._committing(committing))
             started = clock()
-            async for events in take_batches(stream, batch_size, within):
-                outgoing: list[Outgoing] = []
-                self.metrics.rounds[name] += 1
-                self.metrics.round_records[name] += len(events)
-                taken = clock()
-                spent[name, "wait"] += taken - started
-                for event in await self.continuity.admit(events):
-                    with as_current(event):
-                        try:
-                            outgoing.extend(handle(event))
-                        except Exception as exc:
-                            for table in tables:
-                                table.drop()
-                            if on_failure is not None:
-                                on_failure(event)
-                            if not isinstance(exc, CodecError):
-                                log.exception("processing %s failed", event.message.topic)
-                            outgoing.append(self._dead_letter(event, exc))
-                        else:
-                            for table in tables:
-                                table.keep(event)
-                computed = clock()
-                spent[name, "rules"] += computed - taken
-                await self.faults.reached(name, "computed")
-                await self._deliver(outgoing)
-                delivered = clock()
-                spent[name, "send"] += delivered - computed
-                await self.faults.reached(name, "delivered")
-                changelog = [record for table in tables for record in table.changelog()]
-                offsets = await self._deliver(changelog)
-                for table in tables:
-                    table.store(offsets)
-                started = clock()
-                spent[name, "store"] += started - delivered
-                await self.faults.reached(name, "stored")
-                ack(events, consumer)
-                yield None
+            try:
+                async for events in take_batches(stream, batch_size, within):
+                    outgoing: list[Outgoing] = []
+                    self.metrics.rounds[name] += 1
+                    self.metrics.round_records[name] += len(events)
+                    taken = clock()
+                    spent[name, "wait"] += taken - started
+                    for event in await self.continuity.admit(events):
+                        with as_current(event):
+                            try:
+                                outgoing.extend(handle(event))
+                            except Exception as exc:
+                                for table in tables:
+                                    table.drop()
+                                if on_failure is not None:
+                                    on_failure(event)
+                                if not isinstance(exc, CodecError):
+                                    log.exception("processing %s failed", event.message.topic)
+                                outgoing.append(self._dead_letter(event, exc))
+                            else:
+                                for table in tables:
+                                    table.keep(event)
+                    for table in tables:
+                        table.seal()
+                    computed = clock()
+                    spent[name, "rules"] += computed - taken
+                    await self.faults.reached(name, "computed")
+                    # Handed to the producer now, so this round's records precede the next
+                    # round's on every partition; waits while `in_flight` rounds are unstored.
+                    await rounds.put(InFlight(events, await self._send(outgoing)))
+                    started = clock()
+                    spent[name, "send"] += started - computed
+                    yield None
+            except BaseException:  # cancelled: the rounds not stored come again on restart
+                committer.cancel()
+                raise
+            await rounds.put(None)  # stopping: the rounds in flight commit first
+            await committer
 
         self.app.agent(topic, name=name, concurrency=1)(agent)
 

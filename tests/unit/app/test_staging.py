@@ -4,6 +4,7 @@ acknowledged, and reaches local storage only once those records are (`store`).""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,8 +15,8 @@ import pytest
 from faust.streams import current_event
 from faust.types import TP
 
-from streams.app.delivery import Outgoing
-from streams.app.staging import FaustTableStore, StagedTable, as_current
+from streams.app.delivery import Acks, Outgoing
+from streams.app.staging import FaustTableStore, InFlight, StagedTable, as_current, commit_in_order
 
 
 class FakeTable(dict[bytes, bytes]):
@@ -43,6 +44,7 @@ class FakeTable(dict[bytes, bytes]):
 def commit(staged: StagedTable[Any]) -> list[Outgoing]:
     """What an agent does once the batch's outputs are acknowledged: the changelog records
     are sent (here: acknowledged at offsets 0, 1, ... per partition), then stored."""
+    staged.seal()
     records = staged.changelog()
     offsets: dict[tuple[str, int], int] = {}
     for record in records:
@@ -75,6 +77,8 @@ def test_r13_writes_stay_out_of_the_table_until_commit(staged: StagedTable[bytes
     staged.keep(event(3))
     assert staged.get("lead-1") == b"QUALIFIED"  # later events of the batch read it too
     assert staged.table == {}  # a crash now leaves the old state: the batch is recomputed
+    staged.seal()
+    assert staged.get("lead-1") == b"QUALIFIED"  # in flight: the next round reads it
     records = staged.changelog()
     assert records == [Outgoing("t-changelog", b"lead-1", b"QUALIFIED", 3)]
     assert staged.table == {}  # sent, not acknowledged: still only staged
@@ -117,10 +121,60 @@ def test_items_see_the_staged_values(staged: StagedTable[bytes]) -> None:
     assert len(staged) == 2
 
 
-def test_commit_refuses_an_event_neither_kept_nor_dropped(staged: StagedTable[bytes]) -> None:
+def test_a_round_with_an_event_neither_kept_nor_dropped_is_not_sealed(
+    staged: StagedTable[bytes],
+) -> None:
     staged["a"] = b"1"
     with pytest.raises(RuntimeError):
-        staged.changelog()
+        staged.seal()
+
+
+def test_r13_rounds_in_flight_are_read_newest_first_and_stored_oldest_first(
+    staged: StagedTable[bytes],
+) -> None:
+    staged.table.update({b"a": b"0", b"gone": b"x"})
+    staged["a"] = b"1"
+    staged["b"] = b"1"
+    staged.keep(event(0))
+    staged.seal()  # round 1 in flight
+    staged["a"] = b"2"
+    del staged["gone"]
+    staged.keep(event(0))
+    staged.seal()  # round 2 in flight, over round 1
+    assert (staged.get("a"), staged.get("b"), staged.get("gone")) == (b"2", b"1", None)
+    assert dict(staged.items()) == {"a": b"2", "b": b"1"}
+    assert staged.pending == 4
+
+    assert staged.changelog() == [  # round 1 only
+        Outgoing("t-changelog", b"a", b"1", 0),
+        Outgoing("t-changelog", b"b", b"1", 0),
+    ]
+    staged.store({("t-changelog", 0): 1})
+    assert staged.table == {b"a": b"1", b"b": b"1", b"gone": b"x"}
+    # round 2 still wins where it wrote: round 1's store did not unstage its keys
+    assert (staged.get("a"), staged.get("gone")) == (b"2", None)
+
+    assert staged.changelog() == [
+        Outgoing("t-changelog", b"a", b"2", 0),
+        Outgoing("t-changelog", b"gone", None, 0),
+    ]
+    staged.store({("t-changelog", 0): 3})
+    assert staged.table == {b"a": b"2", b"b": b"1"}
+    assert staged.pending == 0
+    assert staged.table.offsets == {0: 3}
+
+
+def test_r13_a_round_is_stored_only_after_its_changelog_was_asked_for(
+    staged: StagedTable[bytes],
+) -> None:
+    staged["a"] = b"1"
+    staged.keep(event(0))
+    staged.seal()
+    with pytest.raises(RuntimeError):
+        staged.store({})
+    assert staged.table == {}
+    with pytest.raises(RuntimeError):
+        StagedTable(FakeTable(), bytes, bytes).changelog()  # nothing in flight
 
 
 def test_as_current_restores_the_previous_event() -> None:
@@ -151,3 +205,57 @@ def test_r13_a_batch_is_written_into_fausts_rocksdb_partitions_where_its_recover
     assert data._db_for_partition(2).get(b"lead-a") is None  # only in its own partition
     assert data.persisted_offset(TP(store.changelog, 1)) == 41
     assert dict(data._key_index) == {b"lead-a": 1, b"lead-b": 2}
+
+
+def test_r13_rounds_in_flight_commit_in_order_each_after_its_own_outputs() -> None:
+    """Round 2's outputs are acknowledged before round 1's: round 2 is still stored after
+    round 1, and no changelog record leaves before its round's outputs are acknowledged."""
+
+    async def scenario() -> tuple[list[str], FakeTable]:
+        loop = asyncio.get_running_loop()
+        staged = StagedTable(FakeTable(), bytes, bytes)
+        journal: list[str] = []
+        acks = {n: loop.create_future() for n in (1, 2)}
+
+        async def acknowledged(outputs: Acks) -> dict[tuple[str, int], int]:
+            future = outputs[0][0]
+            await future
+            journal.append(f"outputs {future.result()}")
+            return {}
+
+        async def deliver(records: list[Outgoing]) -> dict[tuple[str, int], int]:
+            journal.append("changelog " + ",".join(str(r.value) for r in records))
+            return {("t-changelog", 0): len(journal)}
+
+        async def stored(round_: InFlight) -> None:
+            journal.append(f"stored {len(round_.events)}")
+
+        rounds: asyncio.Queue[InFlight | None] = asyncio.Queue(maxsize=2)
+        committer = asyncio.ensure_future(
+            commit_in_order(rounds, [staged], acknowledged, deliver, stored)
+        )
+        for n in (1, 2):
+            staged["lead"] = str(n).encode()
+            staged.keep(event(0))
+            staged.seal()
+            await rounds.put(InFlight([event(0)] * n, [(acks[n], 1)]))
+        acks[2].set_result(2)
+        await asyncio.sleep(0.01)
+        assert journal == []  # round 1 is oldest: nothing moves before its outputs
+        assert staged.get("lead") == b"2"
+        acks[1].set_result(1)
+        await rounds.put(None)
+        await committer
+        return journal, staged.table
+
+    journal, table = asyncio.run(scenario())
+    assert journal == [
+        "outputs 1",
+        "changelog b'1'",
+        "stored 1",
+        "outputs 2",
+        "changelog b'2'",
+        "stored 2",
+    ]
+    assert table == {b"lead": b"2"}
+    assert table.offsets == {0: 5}
