@@ -399,7 +399,7 @@ def add_worker_options(parser: argparse.ArgumentParser) -> None:
            "seconds before a silent worker's partitions move", type=float)  # fmt: skip
     option("--batch-size", "batch_size", "500",
            "most events an agent takes through the rules in one round", type=int)  # fmt: skip
-    option("--batch-wait", "batch_wait_s", "0.01",
+    option("--batch-wait", "batch_wait_s", "0",
            "seconds a round with room waits for more records", type=float)  # fmt: skip
     option("--rounds-in-flight", "rounds_in_flight", "3",
            "rounds an agent computes before the oldest is stored", type=int)  # fmt: skip

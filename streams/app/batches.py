@@ -5,8 +5,8 @@ moves them one by one through a second task (the stream iterator, its sensors, a
 two events), and blocks that task while the agent's round runs, so the queue fills and the
 fetch loop stalls for every agent behind it. A round takes whatever its queue already holds
 instead: under a backlog that is a full batch at once; with light traffic a round starts from
-its first record after waiting at most `wait_s` for more (the worker's batch wait, 10 ms),
-so each hop of a reward's way pays that wait once at most.
+its first record, with whatever else is queued then, or after waiting up to `wait_s` for
+more if the worker is given a batch wait (none by default: each hop of a reward would pay it).
 
 What the stream iterator does for each record that matters here is kept: records fetched
 before a rebalance (another generation, or flow control suspended) are dropped, never acked

@@ -86,7 +86,9 @@ class Settings:
     commit_interval_s: float = 2.8
     session_timeout_s: float = 10.0  # a silent worker's partitions move after this long
     batch_size: int = 500  # events an agent takes through the rules in one round
-    batch_wait_s: float = 0.01  # how long a round with room waits for more (per hop of a reward)
+    # How long a round with room waits for more records (each hop of a reward pays it): none,
+    # since rounds stopped waiting for acknowledgements; a round takes what is queued.
+    batch_wait_s: float = 0.0
     rounds_in_flight: int = 3  # rounds an agent computes ahead of the broker's acknowledgements
     log_level: str = "info"
 
