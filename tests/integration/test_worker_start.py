@@ -41,6 +41,16 @@ def test_worker_refuses_a_bad_terms_file(tmp_path: Path) -> None:
     assert "terms: missing" in done.stderr
 
 
+def test_worker_refuses_no_room_for_a_round_in_flight() -> None:
+    """An unbounded pipeline (asyncio reads a queue size of 0 as no limit) is refused."""
+    done = subprocess.run(
+        [sys.executable, "-m", "streams", "worker", "--rounds-in-flight", "0"],
+        capture_output=True, text=True, cwd=ROOT, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "rounds_in_flight must be at least 1, not 0" in done.stderr
+
+
 def test_a_worker_started_before_its_broker_waits_and_says_so_once(tmp_path: Path) -> None:
     """No crash loop and no storm: one line, then backoff (a reminder comes each minute)."""
     port = free_port()  # nothing listens there
