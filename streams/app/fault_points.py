@@ -3,9 +3,12 @@
 `REFERRAL_FAULT="<agent>:<point>[:<n>]"` makes the worker SIGKILL itself the n-th time (1 by
 default) the agent reaches the point of its batch round (streams.app.staging):
 
-- `computed`: the batch went through the rules; nothing sent, nothing stored;
-- `delivered`: the outputs are acknowledged; the state is not written;
-- `stored`: the state is written and flushed to its changelog; the offsets are not acked.
+- `computed`: the batch went through the rules; nothing of it sent, nothing stored (earlier
+  rounds may be in flight);
+- `delivered` (in the agent's committer): the round's outputs are acknowledged; its state is
+  not written;
+- `stored`: the round's state is written and flushed to its changelog; its offsets are not
+  acked.
 
 Unset (always, in production) it costs one attribute test per batch.
 """

@@ -247,6 +247,15 @@ class StagedTable(MutableMapping[str, S], Generic[S]):
         """The event failed: forget what it wrote."""
         self._event.clear()
 
+    def discard(self) -> None:
+        """Forget every write not stored, in flight too: their rounds' events were never
+        acked, so they come again (an agent starting over reads the table as stored)."""
+        self._event.clear()
+        self._batch = {}
+        self._sealed.clear()
+        self._unstored.clear()
+        self._encoded = (0, [])
+
     def seal(self) -> None:
         """The round is computed: its writes wait in flight (still read) for its commit, and
         the next round starts empty."""

@@ -384,6 +384,8 @@ class ReferralWorker:
             ack(round_.events, self.app.consumer)
 
         async def agent(stream: StreamT[Any]) -> AsyncIterator[None]:
+            for table in tables:  # an agent restarted in place: what it staged is gone
+                table.discard()
             rounds: asyncio.Queue[InFlight | None] = asyncio.Queue(maxsize=in_flight)
             committing = commit_in_order(rounds, tables, outputs_acked, changelog_acked, stored)
             committer = asyncio.ensure_future(self._committing(committing))
@@ -423,6 +425,8 @@ class ReferralWorker:
                     yield None
             except BaseException:  # cancelled: the rounds not stored come again on restart
                 committer.cancel()
+                for table in tables:
+                    table.discard()
                 raise
             await rounds.put(None)  # stopping: the rounds in flight commit first
             await committer

@@ -259,3 +259,19 @@ def test_r13_rounds_in_flight_commit_in_order_each_after_its_own_outputs() -> No
     ]
     assert table == {b"lead": b"2"}
     assert table.offsets == {0: 5}
+
+
+def test_r13_an_agent_starting_over_discards_what_it_never_stored(
+    staged: StagedTable[bytes],
+) -> None:
+    staged.table.update({b"a": b"stored"})
+    staged["a"] = b"in flight"
+    staged.keep(event(0))
+    staged.seal()
+    staged["a"] = b"computing"
+    staged.keep(event(0))
+    staged.discard()
+    assert staged.get("a") == b"stored"
+    assert staged.pending == 0
+    with pytest.raises(RuntimeError):
+        staged.changelog()  # nothing of the discarded rounds can be stored any more
