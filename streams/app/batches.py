@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from faust.types import EventT, StreamT
+from faust.types.tuples import ack_lock
 
 from streams.app.continuity import drop
 
@@ -78,6 +79,15 @@ async def _take(queue: Any, size: int, wait_s: float) -> list[EventT[Any]]:
 
 
 def ack(events: list[EventT[Any]], consumer: Any) -> None:
-    """The events' records done: their offsets may be committed (dropped ones stay out)."""
-    for event in events:
-        event.message.ack(consumer)
+    """The events' records done: their offsets may be committed (dropped ones stay out).
+
+    What `Message.ack` does for each, under Faust's ack lock taken once for the round rather
+    than three times per record (`ack`, `decref`, the consumer's `ack`)."""
+    with ack_lock:
+        for event in events:
+            message = event.message
+            if message.acked:
+                continue
+            message.refcount = refcount = max(message.refcount - 1, 0)
+            if not refcount:
+                message.on_final_ack(consumer)

@@ -112,7 +112,9 @@ def raw_handler(conductor: Any, tp: Any, channel: Any) -> Callable[[Any], Awaita
 
     async def on_message(message: Any) -> None:
         await acquire_flow()
-        message.incref(1)
+        # `incref` without its lock: Faust builds, hands over and acks its messages on the
+        # event loop's thread only (the consumer's thread fetches raw records).
+        message.refcount += 1
         event = make_event(app, message.key, message.value, message.headers, message)
         if queue.full():
             on_topic_buffer_full(tp)
