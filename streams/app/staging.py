@@ -55,6 +55,7 @@ from streams.app.delivery import Acks, Outgoing
 
 S = TypeVar("S")
 _DELETED: Any = object()  # a staged deletion
+_ABSENT: Any = object()  # in no staged layer
 Offsets = Mapping[tuple[str, int], int]  # the last offset written, per (topic, partition)
 
 
@@ -171,26 +172,23 @@ class StagedTable(MutableMapping[str, S], Generic[S]):
         self._encoded: tuple[int, list[tuple[int, bytes, bytes | None]]] = (0, [])
 
     def _staged(self, key: str) -> Any:
-        """The key's value in the newest layer holding it; _DELETED if deleted, None if in
-        no layer."""
-        value = self._event.get(key, _DELETED)
-        if value is not _DELETED or key in self._event:
+        """The key's value in the newest layer holding it: _DELETED if deleted there, _ABSENT
+        if no layer holds it (the table has it as stored)."""
+        value = self._event.get(key, _ABSENT)
+        if value is not _ABSENT:
             return value
         staged = self._batch.get(key)
         if staged is not None:
             return staged[0]
         unstored = self._unstored.get(key)
-        return unstored[0] if unstored is not None else None
-
-    def _holds(self, key: str) -> bool:
-        return key in self._event or key in self._batch or key in self._unstored
+        return unstored[0] if unstored is not None else _ABSENT
 
     def get(self, key: str, default: Any = None) -> Any:
-        if self._holds(key):
-            value = self._staged(key)
-            return default if value is _DELETED else value
-        data = self.table.get(key.encode())
-        return default if data is None else self.decode(data)
+        value = self._staged(key)
+        if value is _ABSENT:
+            data = self.table.get(key.encode())
+            return default if data is None else self.decode(data)
+        return default if value is _DELETED else value
 
     def __getitem__(self, key: str) -> S:
         value = self.get(key, _DELETED)
@@ -219,12 +217,11 @@ class StagedTable(MutableMapping[str, S], Generic[S]):
         for raw_key, data in self.table.items():
             key = raw_key.decode()
             seen.add(key)
-            if self._holds(key):
-                value = self._staged(key)
-                if value is not _DELETED:
-                    yield key, value
-            else:
+            value = self._staged(key)
+            if value is _ABSENT:
                 yield key, self.decode(data)
+            elif value is not _DELETED:
+                yield key, value
         for key in [*self._unstored, *self._batch, *self._event]:
             if key not in seen:
                 seen.add(key)
