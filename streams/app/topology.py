@@ -398,20 +398,7 @@ class ReferralWorker:
                     taken = clock()
                     spent[name, "wait"] += taken - started
                     for event in await self.continuity.admit(events):
-                        with as_current(event):
-                            try:
-                                outgoing.extend(handle(event))
-                            except Exception as exc:
-                                for table in tables:
-                                    table.drop()
-                                if on_failure is not None:
-                                    on_failure(event)
-                                if not isinstance(exc, CodecError):
-                                    log.exception("processing %s failed", event.message.topic)
-                                outgoing.append(self._dead_letter(event, exc))
-                            else:
-                                for table in tables:
-                                    table.keep(event)
+                        outgoing.extend(self._apply(event, handle, tables, on_failure))
                     for table in tables:
                         table.seal()
                     computed = clock()
@@ -432,6 +419,30 @@ class ReferralWorker:
             await committer
 
         self.app.agent(topic, name=name, concurrency=1)(agent)
+
+    def _apply(
+        self,
+        event: EventT[Any],
+        handle: Handler,
+        tables: Sequence[StagedTable[Any]],
+        on_failure: Callable[[EventT[Any]], None] | None,
+    ) -> list[Outgoing]:
+        """One event through `handle`, under its Faust context: its outputs, its writes kept
+        in the round; or, whatever it raised, its dead letter and none of its writes."""
+        with as_current(event):
+            try:
+                outgoing = handle(event)
+            except Exception as exc:
+                for table in tables:
+                    table.drop()
+                if on_failure is not None:
+                    on_failure(event)
+                if not isinstance(exc, CodecError):
+                    log.exception("processing %s failed", event.message.topic)
+                return [self._dead_letter(event, exc)]
+        for table in tables:
+            table.keep(event)
+        return outgoing
 
     # -- agents --------------------------------------------------------------------------
 
