@@ -4,7 +4,8 @@ The journals (`<app>-lead-journal`, `-account-journal`, `-referee-journal`,
 `-referrer-journal`) carry, per key, every message a step was given, in the order it was
 given them, clock records included: replaying a journal through the same step reproduces its
 outputs exactly. Times are integer milliseconds; the tag names the message type and `v` its
-version, so audits can read journals written by older workers.
+version, so audits can read journals written by older workers. On the topics, a round's
+messages for one partition travel packed in one record (streams.app.packing).
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ from streams.app.eager import install_eager_delivery
 from streams.app.fault_points import FaultPoints
 from streams.app.journal import JOURNALS, JournalError, decode_message, encode_message
 from streams.app.metrics import Metrics
+from streams.app.packing import PackError, messages_in, pack, unpack
 from streams.app.pipeline import behind, pipeline_partitions
 from streams.app.read_models import history_with, in_referrer_view, view_with
 from streams.app.settings import ClockMode, Settings
@@ -89,7 +90,8 @@ RAW: dict[str, Any] = {
     "key_serializer": "raw",
     "value_serializer": "raw",
 }
-Handler = Callable[[EventT[Any]], list["Outgoing"]]
+# An agent's step for one message: the record it came in (its Faust event), its key, its value.
+Handler = Callable[[EventT[Any], bytes | None, bytes | None], list["Outgoing"]]
 STALL_CHECK_S = 10.0  # how often partitions with records left but no progress are sought back
 # Per RocksDB database (one per table and partition: 7 x 8 here). Faust's defaults (64 MiB
 # memtables, three of them, and a 2 GiB block cache, each per database) left a worker that
@@ -110,6 +112,18 @@ EXIT_UNDELIVERED = 75  # EX_TEMPFAIL: a supervisor restarts the worker, and the 
 def now_ms() -> int:
     """Wall-clock time: for clock records and operational metrics only, never in a decision."""
     return int(time.time() * 1000)
+
+
+def _present(value: bytes | None) -> bytes:
+    """A message's bytes; a record without (a tombstone) carries no message."""
+    if value is None:
+        raise CodecError("a record without a value (a tombstone) carries no message")
+    return value
+
+
+def _messages_held(event: EventT[Any]) -> int:
+    """What a record weighs in a round: the messages it holds."""
+    return messages_in(event.message.value)
 
 
 def state_table(table: Any, cls: type[S]) -> StagedTable[S]:
@@ -196,6 +210,9 @@ class ReferralWorker:
         self.referrer_view_topic = app.topic(
             self.referrer_view_name, partitions=p, internal=True, **RAW
         )
+        # What one step sends another goes packed (streams.app.packing): never an input, an
+        # output contract, a dead letter or a changelog.
+        self.packed_topics = frozenset([*self.journal_names.values(), self.referrer_view_name])
 
     def _table(self, name: str) -> Any:
         # bytes key and value types make Faust use the raw serializer for the changelog
@@ -290,7 +307,8 @@ class ReferralWorker:
             return []
         try:
             producer: Any = self.app.producer  # Faust's, around the aiokafka producer
-            return await send(producer._ensure_producer(), outgoing, self.partitions)
+            records = pack(outgoing, self.packed_topics, self.partitions)
+            return await send(producer._ensure_producer(), records, self.partitions)
         except Exception:
             log.critical("could not send a round's records: stopping", exc_info=True)
             os._exit(EXIT_UNDELIVERED)
@@ -321,14 +339,18 @@ class ReferralWorker:
             log.critical("could not store a round: stopping", exc_info=True)
             os._exit(EXIT_UNDELIVERED)
 
-    def _dead_letter(self, event: EventT[Any], error: BaseException) -> Outgoing:
+    def _dead_letter(
+        self, event: EventT[Any], key: bytes | None, value: bytes | None, error: BaseException
+    ) -> Outgoing:
+        """The dead letter of one message (a record's, or one of a packed record's: the
+        message's own key and bytes, the origin its record's)."""
         message = event.message
         record = dead_letter(
             topic=message.topic,
             partition=message.partition,
             offset=message.offset,
-            key=message.key,
-            value=message.value,
+            key=key,
+            value=value,
             error=error,
             now_ms=now_ms(),
         )
@@ -340,10 +362,10 @@ class ReferralWorker:
             message.offset,
             record.error_message,
         )
-        value = self.codec.encode_record(record)
+        encoded = self.codec.encode_record(record)
         # keyless records stay on their origin's partition number
-        partition = None if message.key else message.partition % self.partitions
-        return Outgoing(self.dead_letters_name, message.key, value, partition)
+        partition = None if key else message.partition % self.partitions
+        return Outgoing(self.dead_letters_name, key, encoded, partition)
 
     def _agent(
         self,
@@ -352,9 +374,12 @@ class ReferralWorker:
         handle: Handler,
         tables: Sequence[StagedTable[Any]] = (),
         on_failure: Callable[[EventT[Any]], None] | None = None,
+        *,
+        packed: bool = True,
     ) -> None:
-        """An agent (concurrency 1, faust-streaming #606) applying `handle` to batches of
-        events taken from its channel (streams.app.batches) in rounds (streams.app.staging).
+        """An agent (concurrency 1, faust-streaming #606) applying `handle` to every message
+        of batches of records taken from its channel (streams.app.batches; a packed record
+        holds many, streams.app.packing) in rounds (streams.app.staging).
         It computes the next round while the broker acknowledges the last ones (at most
         `rounds_in_flight` unstored); a task beside it commits them in order: outputs
         acknowledged first, then state, then offsets.
@@ -364,6 +389,7 @@ class ReferralWorker:
         """
         batch_size, within = self.settings.batch_size, self.settings.batch_wait_s
         in_flight = self.settings.rounds_in_flight
+        weight = _messages_held if packed else None
         spent, clock = self.metrics.round_seconds, time.perf_counter
 
         async def outputs_acked(outputs: Acks) -> dict[tuple[str, int], int]:
@@ -391,14 +417,14 @@ class ReferralWorker:
             committer = asyncio.ensure_future(self._committing(committing))
             started = clock()
             try:
-                async for events in take_batches(stream, batch_size, within):
+                async for events in take_batches(stream, batch_size, within, weight):
                     outgoing: list[Outgoing] = []
                     self.metrics.rounds[name] += 1
                     self.metrics.round_records[name] += len(events)
                     taken = clock()
                     spent[name, "wait"] += taken - started
                     for event in await self.continuity.admit(events):
-                        outgoing.extend(self._apply(event, handle, tables, on_failure))
+                        outgoing.extend(self._apply(event, handle, tables, on_failure, packed))
                     for table in tables:
                         table.seal()
                     computed = clock()
@@ -426,28 +452,48 @@ class ReferralWorker:
         handle: Handler,
         tables: Sequence[StagedTable[Any]],
         on_failure: Callable[[EventT[Any]], None] | None,
+        packed: bool,
     ) -> list[Outgoing]:
-        """One event through `handle`, under its Faust context: its outputs, its writes kept
-        in the round; or, whatever it raised, its dead letter and none of its writes."""
+        """Every message of one record through `handle`, under the record's Faust context:
+        a message's outputs, its writes kept in the round; or, whatever it raised, its dead
+        letter and none of its writes."""
+        message = event.message
+        try:
+            entries = unpack(message.key, message.value) if packed else None
+        except PackError as exc:
+            log.error(
+                "unreadable packed record %s[%d]@%d",
+                message.topic,
+                message.partition,
+                message.offset,
+            )
+            return [self._dead_letter(event, message.key, message.value, exc)]
+        if entries is None:
+            entries = [(message.key, message.value)]
+        outgoing: list[Outgoing] = []
         with as_current(event):
-            try:
-                outgoing = handle(event)
-            except Exception as exc:
+            for key, value in entries:
+                try:
+                    outgoing.extend(handle(event, key, value))
+                except Exception as exc:
+                    for table in tables:
+                        table.drop()
+                    if on_failure is not None:
+                        on_failure(event)
+                    if not isinstance(exc, CodecError):
+                        log.exception("processing %s failed", message.topic)
+                    outgoing.append(self._dead_letter(event, key, value, exc))
+                    continue
                 for table in tables:
-                    table.drop()
-                if on_failure is not None:
-                    on_failure(event)
-                if not isinstance(exc, CodecError):
-                    log.exception("processing %s failed", event.message.topic)
-                return [self._dead_letter(event, exc)]
-        for table in tables:
-            table.keep(event)
+                    table.keep(event)
         return outgoing
 
     # -- agents --------------------------------------------------------------------------
 
     def _build_agents(self) -> None:
-        self._agent(self.input_topic, "ingest", self._ingest)
+        # The inputs are never unpacked: what upstream writes is one event a record, whatever
+        # its bytes.
+        self._agent(self.input_topic, "ingest", self._ingest, packed=False)
         self._agent(
             self.journals[Route.LEAD],
             "leads",
@@ -484,11 +530,11 @@ class ReferralWorker:
             gc.collect()
             gc.freeze()
 
-    def _ingest(self, event: EventT[Any]) -> list[Outgoing]:
+    def _ingest(self, event: EventT[Any], key: bytes | None, value: bytes | None) -> list[Outgoing]:
         message = event.message
         contract = self.contract_of[message.topic]
         kafka_ms = int(message.timestamp * 1000) if message.timestamp else None
-        record = self.codec.decode_record(contract, event.value, kafka_timestamp_ms=kafka_ms)
+        record = self.codec.decode_record(contract, _present(value), kafka_timestamp_ms=kafka_ms)
         self.metrics.events[contract] += 1
         if isinstance(record, ClockAdvanced):
             return self._outgoing([Send(Route.LEAD, "", ClockTick(record.at))])
@@ -519,9 +565,9 @@ class ReferralWorker:
         self._shards.pop(event.message.partition, None)
         self._timers_by_partition = None
 
-    def _lead(self, event: EventT[Any]) -> list[Outgoing]:
+    def _lead(self, event: EventT[Any], key: bytes | None, value: bytes | None) -> list[Outgoing]:
         partition = event.message.partition
-        message = decode_message(event.value)
+        message = decode_message(_present(value))
         if not isinstance(message, ShardMessage):
             raise JournalError(f"{type(message).__name__} does not belong in the lead journal")
         shard = self._shard(partition)
@@ -537,14 +583,14 @@ class ReferralWorker:
         return self._outgoing(emits)
 
     def _keyed(self, states: StagedTable[Any], step: Callable[[Any, Any], Any]) -> Handler:
-        def handle(event: EventT[Any]) -> list[Outgoing]:
-            if not isinstance(event.key, bytes):
-                raise JournalError("a journal record without a key")
-            key = event.key.decode()
-            before = states.get(key)
-            after, emits = step(before, decode_message(event.value))
+        def handle(event: EventT[Any], key: bytes | None, value: bytes | None) -> list[Outgoing]:
+            if not isinstance(key, bytes):
+                raise JournalError("a journal message without a key")
+            state_key = key.decode()
+            before = states.get(state_key)
+            after, emits = step(before, decode_message(_present(value)))
             if after != before:
-                states[key] = after
+                states[state_key] = after
             return self._outgoing(emits)
 
         return handle
@@ -559,14 +605,16 @@ class ReferralWorker:
         if history is not None:
             self.histories[key] = history
 
-    def _record_referrer_view(self, event: EventT[Any]) -> list[Outgoing]:
+    def _record_referrer_view(
+        self, event: EventT[Any], key: bytes | None, value: bytes | None
+    ) -> list[Outgoing]:
         """referrer-leads: a referrer's leads that are still open, with their status."""
-        decision = self.codec.decode_record("referral-decisions", event.value)
+        decision = self.codec.decode_record("referral-decisions", _present(value))
         if not isinstance(decision, ReferralDecision):
             raise CodecError("not a referral decision")
         if in_referrer_view(decision):  # older workers sent every decision here
-            key = decision.referrer_id
-            self.open_leads[key] = view_with(self.open_leads.get(key), decision)
+            referrer = decision.referrer_id
+            self.open_leads[referrer] = view_with(self.open_leads.get(referrer), decision)
         return []
 
     # -- queries -------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from heapq import heappop, heappush
 from operator import itemgetter
 
 from streams.app.journal import JOURNALS, decode_message
+from streams.app.packing import PackError, unpack
 from streams.app.settings import Topics
 from streams.contracts import AvroCodec, ClockAdvanced, CodecError, InputEvent
 from streams.contracts.records import Record
@@ -177,7 +178,8 @@ async def read_inputs(
 
 @dataclass
 class Journals:
-    """Each journal's partitions, each a list of (offset, message) in offset order."""
+    """Each journal's partitions, each a list of (offset, message) in offset order (the
+    messages of a packed record share its offset, in the order they were packed)."""
 
     partitions: dict[Route, dict[int, list[tuple[int, Message]]]] = field(default_factory=dict)
     unreadable: int = 0
@@ -199,15 +201,17 @@ async def read_journals(bootstrap: str, app_id: str, *, quiet: bool = False) -> 
     journals = Journals({route: {} for route in Route})
     with ReadProgress("reading journals", quiet=quiet) as progress:
         async for record in read_topics(bootstrap, list(names), progress=progress):
+            messages = journals.partitions[names[record.topic]].setdefault(record.partition, [])
             try:
-                message = decode_message(record.value or b"")
-            except ValueError:
+                entries = unpack(record.key, record.value)
+            except PackError:
                 journals.unreadable += 1
                 continue
-            route = names[record.topic]
-            journals.partitions[route].setdefault(record.partition, []).append(
-                (record.offset, message)
-            )
+            for _, value in entries:  # a packed record's messages share its offset
+                try:
+                    messages.append((record.offset, decode_message(value or b"")))
+                except ValueError:
+                    journals.unreadable += 1
     return journals
 
 

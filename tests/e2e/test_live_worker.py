@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from streams.app.delivery import Outgoing
+from streams.app.packing import pack
 from streams.contracts import ClockAdvanced, InputEvent, JsonlCodec, ReferrerKind, RewardKind
 from streams.replay import replay
 from streams.rules import load_terms
@@ -184,14 +186,35 @@ async def test_every_rule_through_kafka_equals_the_replay(
     try:
         worker.wait_ready()
         events, _ = story
+        journal = f"{app_id}-lead-journal"
+        # Two messages a step could have sent, packed (streams.app.packing).
+        (packed,) = pack(
+            [
+                Outgoing(journal, b"lead-y", b'{"type": "Nope"}', 0),
+                Outgoing(journal, None, b"[", 0),
+            ],
+            {journal},
+            1,
+        )
+        assert packed.value is not None
         hostile: list[Any] = [
             ("lead-submitted", b"not avro at all", b"junk"),
             ("invoice-paid", JsonlCodec().format(events[0]).encode(), None),
+            ("referral-refused", packed.value, b"packed"),  # an input is never unpacked
         ]
         await produce(kafka_bootstrap, prefix, hostile)
-        # A record that decodes but cannot be processed: the step raises, the worker goes on.
-        journal = f"{app_id}-lead-journal"
-        await produce(kafka_bootstrap, "", [(journal, b'{"type": "Nope"}', b"lead-x")])
+        # Records that decode but cannot be processed: the step raises, the worker goes on.
+        # In a packed record, each message goes to the dead letters on its own; a pack cut
+        # short goes whole.
+        await produce(
+            kafka_bootstrap,
+            "",
+            [
+                (journal, b'{"type": "Nope"}', b"lead-x"),
+                (journal, packed.value, None),
+                (journal, packed.value[:-1], None),
+            ],
+        )
         await produce_in_steps(kafka_bootstrap, app_id, prefix, [*events, ClockAdvanced(AS_OF)])
         # The live outputs are the replay's, record for record (order aside).
         outputs = await outputs_matching(kafka_bootstrap, prefix, expected)
@@ -211,13 +234,28 @@ async def test_every_rule_through_kafka_equals_the_replay(
         assert {letter["source_topic"] for letter in letters} == {
             prefix + "lead-submitted",
             prefix + "invoice-paid",
+            prefix + "referral-refused",
             journal,
         }
-        broken = next(x for x in letters if x["source_topic"] == journal)
-        assert (broken["error_class"], broken["value"]) == ("JournalError", b'{"type": "Nope"}')
+        broken = {
+            (x["error_class"], x["key"], x["value"])
+            for x in letters
+            if x["source_topic"] == journal
+        }
+        assert (
+            broken
+            == {
+                ("JournalError", b"lead-x", b'{"type": "Nope"}'),
+                ("JournalError", b"lead-y", b'{"type": "Nope"}'),  # the pack's messages
+                ("JournalError", None, b"["),
+                ("PackError", None, packed.value[:-1]),
+            }
+        )
         junk = next(x for x in letters if x["source_topic"] == prefix + "lead-submitted")
         assert (junk["key"], junk["value"]) == (b"junk", b"not avro at all")
         assert junk["error_class"] == "CodecError"
+        refused = next(x for x in letters if x["source_topic"] == prefix + "referral-refused")
+        assert (refused["error_class"], refused["value"]) == ("CodecError", packed.value)
 
         # Queries: routed, JSON, 404 for unknown ids, no e-mail addresses.
         status, story = worker.get("/leads/happy")
@@ -232,8 +270,9 @@ async def test_every_rule_through_kafka_equals_the_replay(
         assert worker.get("/leads/nobody")[0] == 404
         assert worker.get("/referrers/nobody")[0] == 404
         status, metrics = worker.get("/metrics")
-        assert 'referral_dead_letters_total{reason="CodecError"} 2' in metrics
-        assert 'referral_dead_letters_total{reason="JournalError"} 1' in metrics
+        assert 'referral_dead_letters_total{reason="CodecError"} 3' in metrics
+        assert 'referral_dead_letters_total{reason="JournalError"} 3' in metrics
+        assert 'referral_dead_letters_total{reason="PackError"} 1' in metrics
         assert "referral_rewards_granted_total" in metrics
         assert "@" not in json.dumps(story) + json.dumps(capped)
     finally:

@@ -68,6 +68,22 @@ def test_r13_a_batch_is_what_is_queued_in_order_and_starts_without_waiting_to_fi
     scenario(body)
 
 
+def test_r13_a_batch_of_packed_records_is_measured_in_messages_and_keeps_their_order() -> None:
+    """A record weighing more than what is left of the batch starts the next one; a record
+    heavier than a whole batch makes a batch of its own."""
+    weights = {0: 2, 1: 2, 2: 3, 3: 9, 4: 1}
+
+    async def body(app: Any, stream: Any, put: Callable[..., Awaitable[None]]) -> None:
+        batches = take_batches(stream, size=5, weight=lambda e: weights[e.message.offset])
+        await put(0, 1, 2, 3, 4)
+        assert offsets(await anext(batches)) == [0, 1]
+        assert offsets(await anext(batches)) == [2]
+        assert offsets(await anext(batches)) == [3]
+        assert offsets(await anext(batches)) == [4]
+
+    scenario(body)
+
+
 def test_r13_a_batch_given_time_to_fill_waits_for_more_records() -> None:
     async def body(app: Any, stream: Any, put: Callable[..., Awaitable[None]]) -> None:
         batches = take_batches(stream, size=3, wait_s=0.5)
