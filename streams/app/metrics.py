@@ -6,8 +6,13 @@ never a decision, so losing them on restart loses nothing the rules need.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
+
+# Upper bounds (seconds) of the record-age histogram's buckets: a hop of a caught-up worker
+# takes milliseconds, a backlog seconds and more.
+AGE_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0, 30.0)
 
 
 class Metrics:
@@ -20,12 +25,28 @@ class Metrics:
         self.ticks = 0
         self.rounds = Counter[str]()  # batch rounds, by agent
         self.round_records = Counter[str]()  # records taken through them, by agent
+        self.round_messages = Counter[str]()  # messages those records held, by agent
+        # by agent: per bucket of AGE_BUCKETS (and one past the last), records that were
+        # that old (since their producer created them) when a round took them; their sum
+        self.record_ages: defaultdict[str, list[int]] = defaultdict(
+            lambda: [0] * (len(AGE_BUCKETS) + 1)
+        )
+        self.record_age_sum: defaultdict[str, float] = defaultdict(float)
         # seconds spent, by (agent, phase): in the agent, waiting for a batch, the rules and
         # sending (outputs handed to the producer, waiting for room among the rounds in
         # flight); in its committer, a round's outputs acked, then its changelog stored
         # (the two overlap the agent's phases)
         self.round_seconds: defaultdict[tuple[str, str], float] = defaultdict(float)
         self._gauges: list[Callable[[], Iterable[tuple[str, dict[str, str], float]]]] = []
+
+    def taken(self, agent: str, ages: Iterable[float]) -> None:
+        """Records a round of `agent` took, by their age in seconds."""
+        buckets = self.record_ages[agent]
+        total = 0.0
+        for age in ages:
+            buckets[bisect_left(AGE_BUCKETS, age)] += 1
+            total += age
+        self.record_age_sum[agent] += total
 
     def add_gauges(self, source: Callable[[], Iterable[tuple[str, dict[str, str], float]]]) -> None:
         """Register a function yielding (name, labels, value) samples at scrape time."""
@@ -75,6 +96,30 @@ class Metrics:
             self.round_records,
             "Records taken through rounds, by agent.",
         )
+        by_label(
+            "referral_round_messages_total",
+            "agent",
+            self.round_messages,
+            "Messages those records held (a packed record holds many), by agent.",
+        )
+        family(
+            "referral_record_age_seconds",
+            "histogram",
+            "Age of a record (since its producer created it) when a round took it, by agent: "
+            "a hop's latency.",
+        )
+        for agent, buckets in sorted(self.record_ages.items()):
+            count = 0
+            for bound, n in zip([*map(str, AGE_BUCKETS), "+Inf"], buckets, strict=True):
+                count += n
+                lines.append(
+                    f'referral_record_age_seconds_bucket{{agent="{agent}",le="{bound}"}} {count}'
+                )
+            lines.append(
+                f'referral_record_age_seconds_sum{{agent="{agent}"}} '
+                f"{self.record_age_sum[agent]:.3f}"
+            )
+            lines.append(f'referral_record_age_seconds_count{{agent="{agent}"}} {count}')
         family(
             "referral_round_seconds_total",
             "counter",

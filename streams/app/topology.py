@@ -419,9 +419,8 @@ class ReferralWorker:
             try:
                 async for events in take_batches(stream, batch_size, within, weight):
                     outgoing: list[Outgoing] = []
-                    self.metrics.rounds[name] += 1
-                    self.metrics.round_records[name] += len(events)
                     taken = clock()
+                    self._count_round(name, events, weight)
                     spent[name, "wait"] += taken - started
                     for event in await self.continuity.admit(events):
                         outgoing.extend(self._apply(event, handle, tables, on_failure, packed))
@@ -445,6 +444,16 @@ class ReferralWorker:
             await committer
 
         self.app.agent(topic, name=name, concurrency=1)(agent)
+
+    def _count_round(
+        self, agent: str, events: list[EventT[Any]], weight: Callable[[EventT[Any]], int] | None
+    ) -> None:
+        metrics, now = self.metrics, time.time()
+        metrics.rounds[agent] += 1
+        metrics.round_records[agent] += len(events)
+        metrics.round_messages[agent] += len(events) if weight is None else sum(map(weight, events))
+        # Kafka's timestamps: create time, set by the producer (ours for every internal topic)
+        metrics.taken(agent, (now - (event.message.timestamp or now) for event in events))
 
     def _apply(
         self,

@@ -19,3 +19,20 @@ def test_labelled_counters_render_one_line_per_value_sorted() -> None:
     assert 'referral_rounds_total{agent="leads"} 3' in text
     assert 'referral_round_records_total{agent="leads"} 120' in text
     assert text.endswith("\n")
+
+
+def test_record_ages_render_as_a_cumulative_histogram_per_agent() -> None:
+    metrics = Metrics()
+    metrics.taken("leads", [0.001, 0.004, 0.012, 0.3, 60.0])
+    metrics.round_messages["leads"] += 40
+    text = metrics.render()
+    assert "# TYPE referral_record_age_seconds histogram" in text
+    assert 'referral_record_age_seconds_bucket{agent="leads",le="0.005"} 2' in text
+    assert 'referral_record_age_seconds_bucket{agent="leads",le="0.01"} 2' in text
+    assert 'referral_record_age_seconds_bucket{agent="leads",le="0.02"} 3' in text
+    assert 'referral_record_age_seconds_bucket{agent="leads",le="0.5"} 4' in text
+    assert 'referral_record_age_seconds_bucket{agent="leads",le="30.0"} 4' in text
+    assert 'referral_record_age_seconds_bucket{agent="leads",le="+Inf"} 5' in text
+    assert 'referral_record_age_seconds_count{agent="leads"} 5' in text
+    assert 'referral_record_age_seconds_sum{agent="leads"} 60.317' in text
+    assert 'referral_round_messages_total{agent="leads"} 40' in text
