@@ -72,7 +72,8 @@ def changelog_records(app_id: str, leads: int) -> list[Outgoing]:
                 histories[output.lead_id] = history
             if in_referrer_view(output):
                 referrer = output.referrer_id
-                open_leads[referrer] = view_with(open_leads.get(referrer), output)
+                status = output.status.value
+                open_leads[referrer] = view_with(open_leads.get(referrer), output.lead_id, status)
 
     def table(name: str, rows: Any) -> list[Outgoing]:
         topic = f"{app_id}-{name}-changelog"

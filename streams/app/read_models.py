@@ -11,10 +11,11 @@ from typing import Any
 
 import orjson
 
-from streams.contracts import ReferralDecision
+from streams.contracts import CodecError, ReferralDecision
 from streams.contracts.records import DecisionStatus, RejectionReason
 
-CLOSED_STATUSES = {DecisionStatus.GRANTED, DecisionStatus.REJECTED}
+CLOSED_STATUSES = {DecisionStatus.GRANTED.value, DecisionStatus.REJECTED.value}
+STATUSES = frozenset(status.value for status in DecisionStatus)
 
 
 def history_with(stored: bytes | None, decision: dict[str, Any]) -> bytes | None:
@@ -33,11 +34,30 @@ def in_referrer_view(decision: ReferralDecision) -> bool:
     return decision.reason is not RejectionReason.DUPLICATE_LEAD
 
 
-def view_with(stored: bytes | None, decision: ReferralDecision) -> bytes:
-    """A referrer's open leads (lead id -> status) after `decision`: closed leads leave."""
+def view_message(decision: ReferralDecision) -> bytes:
+    """What the referrer view is sent about a decision: its lead and status, all the view
+    keeps (JSON `["lead-1","ACCEPTED"]`; the whole decision in Avro cost its agent a decode
+    many times what it needed)."""
+    return orjson.dumps([decision.lead_id, decision.status.value])
+
+
+def view_update(message: bytes) -> tuple[str, str]:
+    """(lead id, status) of a referrer-view message; CodecError if it is not one."""
+    try:
+        lead_id, status = orjson.loads(message)
+    except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+        raise CodecError(f"not a referrer-view message: {exc}") from exc
+    if not isinstance(lead_id, str) or status not in STATUSES:
+        raise CodecError(f"not a referrer-view message: {message[:100]!r}")
+    return lead_id, status
+
+
+def view_with(stored: bytes | None, lead_id: str, status: str) -> bytes:
+    """A referrer's open leads (lead id -> status) with `lead_id` now at `status`: closed
+    leads leave."""
     view = orjson.loads(stored or b"{}")
-    if decision.status in CLOSED_STATUSES:
-        view.pop(decision.lead_id, None)
+    if status in CLOSED_STATUSES:
+        view.pop(lead_id, None)
     else:
-        view[decision.lead_id] = decision.status.value
+        view[lead_id] = status
     return orjson.dumps(view, option=orjson.OPT_SORT_KEYS)

@@ -6,9 +6,10 @@
                                referrer journal -referrers-> reward-granted, decisions, lead
 
 Read models: the leads agent keeps each lead's decisions (lead-history, in the lead's own
-partition; the referrer's decision reaches it inside GrantSettled), and every decision is also
-sent, keyed by referrer, to the referrer-view topic, whose agent keeps each referrer's open
-leads. The worker reads no output topic back.
+partition; the referrer's decision reaches it inside GrantSettled), and each decision about a
+referrer's lead is also sent, keyed by referrer and as its lead and status alone, to the
+referrer-view topic, whose agent keeps each referrer's open leads. The worker reads no output
+topic back. What one step sends another travels packed (streams.app.packing).
 
 Every step's state has exactly one writer: the agent that owns the journal partition its key
 hashes to. Journals record, per partition, each message in the order it was applied, clock
@@ -44,7 +45,13 @@ from streams.app.journal import JOURNALS, JournalError, decode_message, encode_m
 from streams.app.metrics import Metrics
 from streams.app.packing import PackError, messages_in, pack, unpack
 from streams.app.pipeline import behind, pipeline_partitions
-from streams.app.read_models import history_with, in_referrer_view, view_with
+from streams.app.read_models import (
+    history_with,
+    in_referrer_view,
+    view_message,
+    view_update,
+    view_with,
+)
 from streams.app.settings import ClockMode, Settings
 from streams.app.staging import (
     FaustTableStore,
@@ -63,6 +70,7 @@ from streams.contracts import (
     RewardGranted,
     dead_letter,
 )
+from streams.contracts.codec import MARKER as AVRO_MARKER
 from streams.kafka import connection
 from streams.kafka.connection import client_kwargs
 from streams.kafka.topics import TopicSpec
@@ -289,7 +297,7 @@ class ReferralWorker:
                 self.metrics.decisions[emit.status.value] += 1
                 if in_referrer_view(emit):
                     referrer = emit.referrer_id.encode()
-                    out.append(Outgoing(self.referrer_view_name, referrer, value))
+                    out.append(Outgoing(self.referrer_view_name, referrer, view_message(emit)))
         return out
 
     async def _flush_producer(self) -> None:
@@ -618,12 +626,24 @@ class ReferralWorker:
         self, event: EventT[Any], key: bytes | None, value: bytes | None
     ) -> list[Outgoing]:
         """referrer-leads: a referrer's leads that are still open, with their status."""
-        decision = self.codec.decode_record("referral-decisions", _present(value))
-        if not isinstance(decision, ReferralDecision):
-            raise CodecError("not a referral decision")
-        if in_referrer_view(decision):  # older workers sent every decision here
-            referrer = decision.referrer_id
-            self.open_leads[referrer] = view_with(self.open_leads.get(referrer), decision)
+        message = _present(value)
+        if message[:2] == AVRO_MARKER:  # older workers sent the whole decision, any decision
+            decision = self.codec.decode_record("referral-decisions", message)
+            if not isinstance(decision, ReferralDecision):
+                raise CodecError("not a referral decision")
+            if not in_referrer_view(decision):
+                return []
+            referrer, lead_id, status = (
+                decision.referrer_id,
+                decision.lead_id,
+                decision.status.value,
+            )
+        else:
+            if not isinstance(key, bytes):
+                raise CodecError("a referrer-view message without its referrer (the key)")
+            referrer = key.decode()
+            lead_id, status = view_update(message)
+        self.open_leads[referrer] = view_with(self.open_leads.get(referrer), lead_id, status)
         return []
 
     # -- queries -------------------------------------------------------------------------

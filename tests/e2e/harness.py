@@ -181,3 +181,17 @@ async def wait_for_outputs(
 def canonical(values: Iterable[dict[str, Any]]) -> list[str]:
     """Order-insensitive comparison form of output values."""
     return sorted(json.dumps(v, sort_keys=True) for v in values)
+
+
+async def views_become(
+    worker: WorkerProcess, open_leads: dict[str, list[dict[str, str]]], seconds: float = 10.0
+) -> None:
+    """Wait until `/referrers/{id}` lists exactly these open leads (lead id, status; sorted by
+    lead id) for each referrer (the view is its own hop and is read as stored)."""
+    views: dict[str, Any] = {}
+    for _ in range(int(seconds / 0.2)):
+        views = {r: worker.get(f"/referrers/{r}")[1].get("open_leads") for r in open_leads}
+        if views == open_leads:
+            return
+        await asyncio.sleep(0.2)
+    assert views == open_leads, {r: v for r, v in views.items() if v != open_leads[r]}

@@ -20,7 +20,16 @@ import pytest
 
 from streams.app.delivery import Outgoing
 from streams.app.packing import pack
-from streams.contracts import ClockAdvanced, InputEvent, JsonlCodec, ReferrerKind, RewardKind
+from streams.contracts import (
+    AvroCodec,
+    ClockAdvanced,
+    DecisionStatus,
+    InputEvent,
+    JsonlCodec,
+    ReferralDecision,
+    ReferrerKind,
+    RewardKind,
+)
 from streams.replay import replay
 from streams.rules import load_terms
 from tests.builders import (
@@ -44,6 +53,7 @@ from tests.e2e.harness import (
     produce_in_steps,
     read_outputs,
     read_topic,
+    views_become,
     wait_for_outputs,
 )
 
@@ -187,6 +197,9 @@ async def test_every_rule_through_kafka_equals_the_replay(
         worker.wait_ready()
         events, _ = story
         journal = f"{app_id}-lead-journal"
+        legacy = ReferralDecision(
+            "legacy-1", "ref-legacy", DecisionStatus.ACCEPTED, None, T0, "e2e", "legacy-event"
+        )
         # Two messages a step could have sent, packed (streams.app.packing).
         (packed,) = pack(
             [
@@ -213,6 +226,8 @@ async def test_every_rule_through_kafka_equals_the_replay(
                 (journal, b'{"type": "Nope"}', b"lead-x"),
                 (journal, packed.value, None),
                 (journal, packed.value[:-1], None),
+                # what workers before the compact view message sent the referrer view
+                (f"{app_id}-referrer-view", AvroCodec().encode_record(legacy), b"ref-legacy"),
             ],
         )
         await produce_in_steps(kafka_bootstrap, app_id, prefix, [*events, ClockAdvanced(AS_OF)])
@@ -267,6 +282,13 @@ async def test_every_rule_through_kafka_equals_the_replay(
         assert status == 200
         assert capped["rewards_granted"] == 2
         assert capped["caps"]["rewards_left"] == 0
+        # The referrer view: the clock is past every lead's end, so no referrer has an open
+        # lead left (closed leads leave the view); someone else's duplicate submission of a
+        # lead is no lead of its referrer's.
+        decisions = expected["referral-decisions"]
+        referrers = {d["referrer_id"] for d in decisions if d["reason"] != "duplicate_lead"}
+        legacy_view = {"ref-legacy": [{"lead_id": "legacy-1", "status": "ACCEPTED"}]}
+        await views_become(worker, {**{referrer: [] for referrer in referrers}, **legacy_view})
         assert worker.get("/leads/nobody")[0] == 404
         assert worker.get("/referrers/nobody")[0] == 404
         status, metrics = worker.get("/metrics")

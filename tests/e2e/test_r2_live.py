@@ -24,6 +24,7 @@ from tests.e2e.harness import (
     ids_in_partition,
     produce,
     produce_in_steps,
+    views_become,
     wait_for_outputs,
     wait_idle,
 )
@@ -101,6 +102,15 @@ async def test_r2_leads_arriving_in_reverse_business_order_live_equal_the_replay
         for submitted in leads:  # one at a time: each arrives after the later-dated ones
             await produce(kafka_bootstrap, prefix, [submitted])
             await wait_idle(kafka_bootstrap, app_id, prefix)
+        # Each arrival displaced the one before it: only the earliest is still open, in its
+        # referrer's view; the others left theirs.
+        await views_become(
+            worker,
+            {
+                **{f"ref-{submitted.lead_id}": [] for submitted in leads[:-1]},
+                f"ref-{earliest}": [{"lead_id": earliest, "status": "ACCEPTED"}],
+            },
+        )
         await produce_in_steps(kafka_bootstrap, app_id, prefix, events[len(leads) :])
         found = await wait_for_outputs(
             kafka_bootstrap, prefix, {t: len(v) for t, v in want.items()}

@@ -4,9 +4,16 @@ written by the agents that decide."""
 from __future__ import annotations
 
 import orjson
+import pytest
 
-from streams.app.read_models import history_with, in_referrer_view, view_with
-from streams.contracts import JsonlCodec, ReferralDecision, RewardGranted
+from streams.app.read_models import (
+    history_with,
+    in_referrer_view,
+    view_message,
+    view_update,
+    view_with,
+)
+from streams.contracts import CodecError, JsonlCodec, ReferralDecision, RewardGranted
 from streams.contracts.records import DecisionStatus, RejectionReason
 from streams.rules import referrer_step
 from streams.rules.model import GrantRequested, GrantSettled, Send
@@ -62,8 +69,17 @@ def test_r12_someone_elses_duplicate_submission_is_not_in_the_referrers_view() -
 
 
 def test_the_referrers_view_keeps_open_leads_and_drops_closed_ones() -> None:
-    view = view_with(None, decision(DecisionStatus.ACCEPTED))
+    view = view_with(None, *view_update(view_message(decision(DecisionStatus.ACCEPTED))))
     assert orjson.loads(view) == {"lead-1": "ACCEPTED"}
-    view = view_with(view, decision(DecisionStatus.EARNED))
+    view = view_with(view, *view_update(view_message(decision(DecisionStatus.EARNED))))
     assert orjson.loads(view) == {"lead-1": "EARNED"}
-    assert orjson.loads(view_with(view, decision(DecisionStatus.GRANTED))) == {}
+    granted = view_update(view_message(decision(DecisionStatus.GRANTED)))
+    assert orjson.loads(view_with(view, *granted)) == {}
+
+
+@pytest.mark.parametrize(
+    "message", [b"", b"[", b"{}", b'["lead-1"]', b'["lead-1","OPEN"]', b'[1,"ACCEPTED"]']
+)
+def test_what_is_not_a_referrer_view_message_is_refused(message: bytes) -> None:
+    with pytest.raises(CodecError):
+        view_update(message)
