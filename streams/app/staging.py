@@ -13,7 +13,9 @@ input would then emit nothing (the reward lost for good). So every agent works i
    outputs, its state is written, the changelog records first (sent as batches like the
    outputs, and acknowledged), then RocksDB; only after that does Faust ack its events, so no
    offset is committed ahead of its state, and local state is never ahead of the changelog
-   (a crash in between leaves Faust's recovery to bring RocksDB up to it).
+   (a crash in between leaves Faust's recovery to bring RocksDB up to it). Rounds that
+   queued up while the committer was busy commit together, in one changelog trip with each
+   key's last value, once all of their outputs are acknowledged.
 
 So a state reaches the changelog only after the outputs of its own round and of every round
 before it are on the broker: durable state never includes an input whose outputs could be
@@ -46,6 +48,7 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import contextmanager
+from itertools import islice
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from faust.streams import _current_event, current_event
@@ -168,7 +171,8 @@ class StagedTable(MutableMapping[str, S], Generic[S]):
         self._rounds = 0
         # key -> (value or _DELETED, the newest round in flight that wrote it)
         self._unstored: dict[str, tuple[Any, int]] = {}
-        # the oldest round as sent to the changelog: its number, (partition, key, value or None)
+        # the oldest rounds as sent to the changelog: the newest one's number and their
+        # (partition, key, value or None), each key once
         self._encoded: tuple[int, list[tuple[int, bytes, bytes | None]]] = (0, [])
 
     def _staged(self, key: str) -> Any:
@@ -265,13 +269,17 @@ class StagedTable(MutableMapping[str, S], Generic[S]):
             self._unstored[key] = (value, number)
         self._batch = {}
 
-    def changelog(self) -> list[Outgoing]:
-        """The oldest round in flight as changelog records, each key in its event's
-        partition; ask only once that round's outputs are acknowledged, send them, then call
-        `store`."""
-        if not self._sealed:
-            raise RuntimeError("no round in flight: seal it first")
-        number, writes = self._sealed[0]
+    def changelog(self, rounds: int = 1) -> list[Outgoing]:
+        """The `rounds` oldest rounds in flight as changelog records, each key once with the
+        newest of their values, in the partition of the event that wrote it; ask only once
+        those rounds' outputs are acknowledged, send the records, then call `store`."""
+        if not 0 < rounds <= len(self._sealed):
+            raise RuntimeError(f"{rounds} rounds asked for, {len(self._sealed)} in flight")
+        number, writes = self._sealed[rounds - 1]
+        if rounds > 1:  # a key written by several keeps its last value only
+            writes = {}
+            for _, written in islice(self._sealed, rounds):
+                writes.update(written)
         encoded = [
             (
                 event.message.partition,
@@ -285,13 +293,12 @@ class StagedTable(MutableMapping[str, S], Generic[S]):
         return [Outgoing(topic, key, data, partition) for partition, key, data in encoded]
 
     def store(self, offsets: Mapping[tuple[str, int], int]) -> None:
-        """The changelog holds the oldest round in flight (sent from `changelog`) up to
-        `offsets` (any topics'): write it into local storage, which a crash before this
-        leaves to Faust's recovery from the changelog, and end the round."""
-        encoded_round, encoded = self._encoded
-        if not self._sealed or self._sealed[0][0] != encoded_round:
+        """The changelog holds the oldest rounds in flight (sent from `changelog`) up to
+        `offsets` (any topics'): write them into local storage, which a crash before this
+        leaves to Faust's recovery from the changelog, and end those rounds."""
+        newest, encoded = self._encoded
+        if not self._sealed or not self._sealed[0][0] <= newest <= self._sealed[-1][0]:
             raise RuntimeError("a round stored before its changelog was asked for")
-        number, writes = self._sealed.popleft()
         self.table.write(encoded)
         topic = self.table.changelog
         for (written, partition), offset in offsets.items():
@@ -299,9 +306,11 @@ class StagedTable(MutableMapping[str, S], Generic[S]):
                 self.table.persisted(partition, offset)
         self._encoded = (0, [])
         unstored = self._unstored
-        for key in writes:
-            if unstored[key][1] == number:  # no later round in flight wrote it since
-                del unstored[key]
+        while self._sealed and self._sealed[0][0] <= newest:
+            number, writes = self._sealed.popleft()
+            for key in writes:
+                if unstored[key][1] == number:  # no later round in flight wrote it since
+                    del unstored[key]
 
 
 class InFlight(NamedTuple):
@@ -318,14 +327,30 @@ async def commit_in_order(
     deliver: Callable[[list[Outgoing]], Awaitable[Offsets]],
     stored: Callable[[InFlight], Awaitable[None]],
 ) -> None:
-    """Commit an agent's rounds in flight, oldest first, until a None: wait for a round's
-    outputs to be `acknowledged`, `deliver` its changelog records (sent and acknowledged),
-    write them into local storage, then `stored` (which acks its events). Every table's
-    sealed rounds are the queue's, in the same order."""
+    """Commit an agent's rounds in flight, oldest first, until a None: the round taken and
+    those queued behind it together (one changelog trip for all, each key once): wait for
+    their outputs to be `acknowledged`, in order, `deliver` their changelog records (sent
+    and acknowledged), write them into local storage, then `stored` each (which acks its
+    events). Every table's sealed rounds are the queue's, in the same order."""
     while (round_ := await rounds.get()) is not None:
-        await acknowledged(round_.outputs)
-        changelog = [record for table in tables for record in table.changelog()]
+        together = [round_, *_queued(rounds)]
+        for each in together:
+            await acknowledged(each.outputs)
+        changelog = [record for table in tables for record in table.changelog(len(together))]
         offsets = await deliver(changelog)
         for table in tables:
             table.store(offsets)
-        await stored(round_)
+        for each in together:
+            await stored(each)
+        for _ in together[1:]:  # their places were kept: the agent ran no further ahead
+            rounds.get_nowait()
+
+
+def _queued(rounds: asyncio.Queue[InFlight | None]) -> list[InFlight]:
+    """The rounds queued, up to a stop (None), left in the queue."""
+    queued: list[InFlight] = []
+    for each in rounds._queue:  # type: ignore[attr-defined]  # asyncio.Queue's deque
+        if each is None:
+            break
+        queued.append(each)
+    return queued

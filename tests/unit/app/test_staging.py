@@ -207,9 +207,11 @@ def test_r13_a_batch_is_written_into_fausts_rocksdb_partitions_where_its_recover
     assert dict(data._key_index) == {b"lead-a": 1, b"lead-b": 2}
 
 
-def test_r13_rounds_in_flight_commit_in_order_each_after_its_own_outputs() -> None:
-    """Round 2's outputs are acknowledged before round 1's: round 2 is still stored after
-    round 1, and no changelog record leaves before its round's outputs are acknowledged."""
+def test_r13_rounds_in_flight_commit_in_order_after_their_outputs_in_one_changelog_trip() -> None:
+    """Round 2's outputs are acknowledged before round 1's: nothing moves before round 1's;
+    then the two rounds queued together go in one changelog trip (the key both wrote once,
+    with round 2's value), and are stored oldest first; their places in the queue are kept
+    until then, so the agent never runs further ahead than the queue allows."""
 
     async def scenario() -> tuple[list[str], FakeTable]:
         loop = asyncio.get_running_loop()
@@ -243,7 +245,10 @@ def test_r13_rounds_in_flight_commit_in_order_each_after_its_own_outputs() -> No
         await asyncio.sleep(0.01)
         assert journal == []  # round 1 is oldest: nothing moves before its outputs
         assert staged.get("lead") == b"2"
+        assert rounds.qsize() == 1  # round 2, committing with round 1, keeps its place
         acks[1].set_result(1)
+        await asyncio.sleep(0.01)
+        assert rounds.empty()
         await rounds.put(None)
         await committer
         return journal, staged.table
@@ -251,14 +256,94 @@ def test_r13_rounds_in_flight_commit_in_order_each_after_its_own_outputs() -> No
     journal, table = asyncio.run(scenario())
     assert journal == [
         "outputs 1",
+        "outputs 2",
+        "changelog b'2'",
+        "stored 1",
+        "stored 2",
+    ]
+    assert table == {b"lead": b"2"}
+    assert table.offsets == {0: 3}
+
+
+def test_r13_rounds_queued_after_a_commit_began_commit_after_it() -> None:
+    """A round queued while the rounds before it are committing waits for them: its own
+    outputs, then its own changelog trip."""
+
+    async def scenario() -> list[str]:
+        loop = asyncio.get_running_loop()
+        staged = StagedTable(FakeTable(), bytes, bytes)
+        journal: list[str] = []
+        changelog_sent = loop.create_future()
+        release = loop.create_future()
+
+        async def acknowledged(outputs: Acks) -> dict[tuple[str, int], int]:
+            journal.append(f"outputs {outputs[0][1]}")
+            return {}
+
+        async def deliver(records: list[Outgoing]) -> dict[tuple[str, int], int]:
+            journal.append("changelog " + ",".join(str(r.value) for r in records))
+            if not changelog_sent.done():
+                changelog_sent.set_result(None)
+                await release
+            return {("t-changelog", 0): len(journal)}
+
+        async def stored(round_: InFlight) -> None:
+            journal.append(f"stored {len(round_.events)}")
+
+        def sealed(n: int) -> InFlight:
+            staged[f"lead-{n}"] = str(n).encode()
+            staged.keep(event(0))
+            staged.seal()
+            done = loop.create_future()
+            done.set_result(None)
+            return InFlight([event(0)] * n, [(done, n)])
+
+        rounds: asyncio.Queue[InFlight | None] = asyncio.Queue(maxsize=3)
+        committer = asyncio.ensure_future(
+            commit_in_order(rounds, [staged], acknowledged, deliver, stored)
+        )
+        await rounds.put(sealed(1))
+        await changelog_sent  # round 1's changelog is on its way
+        await rounds.put(sealed(2))
+        release.set_result(None)
+        await rounds.put(None)
+        await committer
+        return journal
+
+    assert asyncio.run(scenario()) == [
+        "outputs 1",
         "changelog b'1'",
         "stored 1",
         "outputs 2",
         "changelog b'2'",
         "stored 2",
     ]
-    assert table == {b"lead": b"2"}
-    assert table.offsets == {0: 5}
+
+
+def test_r13_rounds_sent_to_the_changelog_together_keep_each_keys_last_value(
+    staged: StagedTable[bytes],
+) -> None:
+    staged.table.update({b"gone": b"x"})
+    for n, writes in enumerate(({"a": b"1", "b": b"1"}, {"a": b"2", "gone": None}, {"c": b"3"})):
+        for key, value in writes.items():
+            if value is None:
+                del staged[key]
+            else:
+                staged[key] = value
+        staged.keep(event(n % 2))
+        staged.seal()
+    assert staged.changelog(2) == [
+        Outgoing("t-changelog", b"a", b"2", 1),
+        Outgoing("t-changelog", b"b", b"1", 0),
+        Outgoing("t-changelog", b"gone", None, 1),
+    ]
+    staged.store({("t-changelog", 1): 9})
+    assert staged.table == {b"a": b"2", b"b": b"1"}
+    assert staged.table.offsets == {1: 9}
+    assert staged.get("c") == b"3"  # round 3, still in flight
+    assert staged.pending == 1
+    with pytest.raises(RuntimeError):
+        staged.changelog(2)  # one round left
 
 
 def test_r13_an_agent_starting_over_discards_what_it_never_stored(
