@@ -456,6 +456,7 @@ class ReferralWorker:
     def _count_round(
         self, agent: str, events: list[EventT[Any]], weight: Callable[[EventT[Any]], int] | None
     ) -> None:
+        """A round taken: its records, the messages they hold, and how old they were."""
         metrics, now = self.metrics, time.time()
         metrics.rounds[agent] += 1
         metrics.round_records[agent] += len(events)
@@ -477,13 +478,7 @@ class ReferralWorker:
         message = event.message
         try:
             entries = unpack(message.key, message.value) if packed else None
-        except PackError as exc:
-            log.error(
-                "unreadable packed record %s[%d]@%d",
-                message.topic,
-                message.partition,
-                message.offset,
-            )
+        except PackError as exc:  # the whole record, as it came
             return [self._dead_letter(event, message.key, message.value, exc)]
         if entries is None:
             entries = [(message.key, message.value)]
