@@ -11,7 +11,8 @@ from typing import Any
 
 import orjson
 
-from streams.contracts import CodecError, ReferralDecision
+from streams.contracts import AvroCodec, CodecError, ReferralDecision
+from streams.contracts.codec import MARKER as AVRO_MARKER
 from streams.contracts.records import DecisionStatus, RejectionReason
 
 CLOSED_STATUSES = {DecisionStatus.GRANTED.value, DecisionStatus.REJECTED.value}
@@ -41,15 +42,26 @@ def view_message(decision: ReferralDecision) -> bytes:
     return orjson.dumps([decision.lead_id, decision.status.value])
 
 
-def view_update(message: bytes) -> tuple[str, str]:
-    """(lead id, status) of a referrer-view message; CodecError if it is not one."""
+def view_update(key: bytes | None, message: bytes, codec: AvroCodec) -> tuple[str, str, str] | None:
+    """(referrer, lead id, status) of a referrer-view message keyed by its referrer; None for
+    a decision the view does not hold (earlier workers sent every decision, whole, in Avro);
+    CodecError if it is not one."""
+    if message[:2] == AVRO_MARKER:
+        decision = codec.decode_record("referral-decisions", message)
+        if not isinstance(decision, ReferralDecision):
+            raise CodecError("not a referral decision")
+        if not in_referrer_view(decision):
+            return None
+        return decision.referrer_id, decision.lead_id, decision.status.value
+    if not isinstance(key, bytes):
+        raise CodecError("a referrer-view message without its referrer (the key)")
     try:
         lead_id, status = orjson.loads(message)
     except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
         raise CodecError(f"not a referrer-view message: {exc}") from exc
     if not isinstance(lead_id, str) or status not in STATUSES:
         raise CodecError(f"not a referrer-view message: {message[:100]!r}")
-    return lead_id, status
+    return key.decode(), lead_id, status
 
 
 def view_with(stored: bytes | None, lead_id: str, status: str) -> bytes:

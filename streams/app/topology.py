@@ -70,7 +70,6 @@ from streams.contracts import (
     RewardGranted,
     dead_letter,
 )
-from streams.contracts.codec import MARKER as AVRO_MARKER
 from streams.kafka import connection
 from streams.kafka.connection import client_kwargs
 from streams.kafka.topics import TopicSpec
@@ -300,6 +299,10 @@ class ReferralWorker:
                     out.append(Outgoing(self.referrer_view_name, referrer, view_message(emit)))
         return out
 
+    def _packed(self, outgoing: list[Outgoing]) -> list[Outgoing]:
+        """A round's records as they go: what one step sends another packed by partition."""
+        return pack(outgoing, self.packed_topics, self.partitions)
+
     async def _flush_producer(self) -> None:
         await self.app.producer.flush()
 
@@ -315,8 +318,7 @@ class ReferralWorker:
             return []
         try:
             producer: Any = self.app.producer  # Faust's, around the aiokafka producer
-            records = pack(outgoing, self.packed_topics, self.partitions)
-            return await send(producer._ensure_producer(), records, self.partitions)
+            return await send(producer._ensure_producer(), outgoing, self.partitions)
         except Exception:
             log.critical("could not send a round's records: stopping", exc_info=True)
             os._exit(EXIT_UNDELIVERED)
@@ -439,7 +441,7 @@ class ReferralWorker:
                     await self.faults.reached(name, "computed")
                     # Handed to the producer now, so this round's records precede the next
                     # round's on every partition; waits while `in_flight` rounds are unstored.
-                    await rounds.put(InFlight(events, await self._send(outgoing)))
+                    await rounds.put(InFlight(events, await self._send(self._packed(outgoing))))
                     started = clock()
                     spent[name, "send"] += started - computed
                     yield None
@@ -477,11 +479,11 @@ class ReferralWorker:
         letter and none of its writes."""
         message = event.message
         try:
-            entries = unpack(message.key, message.value) if packed else None
+            entries = (
+                unpack(message.key, message.value) if packed else [(message.key, message.value)]
+            )
         except PackError as exc:  # the whole record, as it came
             return [self._dead_letter(event, message.key, message.value, exc)]
-        if entries is None:
-            entries = [(message.key, message.value)]
         outgoing: list[Outgoing] = []
         with as_current(event):
             for key, value in entries:
@@ -621,24 +623,10 @@ class ReferralWorker:
         self, event: EventT[Any], key: bytes | None, value: bytes | None
     ) -> list[Outgoing]:
         """referrer-leads: a referrer's leads that are still open, with their status."""
-        message = _present(value)
-        if message[:2] == AVRO_MARKER:  # older workers sent the whole decision, any decision
-            decision = self.codec.decode_record("referral-decisions", message)
-            if not isinstance(decision, ReferralDecision):
-                raise CodecError("not a referral decision")
-            if not in_referrer_view(decision):
-                return []
-            referrer, lead_id, status = (
-                decision.referrer_id,
-                decision.lead_id,
-                decision.status.value,
-            )
-        else:
-            if not isinstance(key, bytes):
-                raise CodecError("a referrer-view message without its referrer (the key)")
-            referrer = key.decode()
-            lead_id, status = view_update(message)
-        self.open_leads[referrer] = view_with(self.open_leads.get(referrer), lead_id, status)
+        update = view_update(key, _present(value), self.codec)
+        if update is not None:
+            referrer, lead_id, status = update
+            self.open_leads[referrer] = view_with(self.open_leads.get(referrer), lead_id, status)
         return []
 
     # -- queries -------------------------------------------------------------------------
@@ -735,7 +723,8 @@ class ReferralWorker:
             lag = await self._pipeline_lag()
             if lag is None or lag > 0:
                 return
-            await self._deliver(self._outgoing([Send(Route.LEAD, "", ClockTick(now_ms()))]))
+            tick = self._outgoing([Send(Route.LEAD, "", ClockTick(now_ms()))])
+            await self._deliver(self._packed(tick))
             self.metrics.ticks += 1
 
     async def _pipeline_lag(self) -> int | None:

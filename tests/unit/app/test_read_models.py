@@ -3,6 +3,8 @@ written by the agents that decide."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import orjson
 import pytest
 
@@ -13,13 +15,14 @@ from streams.app.read_models import (
     view_update,
     view_with,
 )
-from streams.contracts import CodecError, JsonlCodec, ReferralDecision, RewardGranted
+from streams.contracts import AvroCodec, CodecError, JsonlCodec, ReferralDecision, RewardGranted
 from streams.contracts.records import DecisionStatus, RejectionReason
 from streams.rules import referrer_step
 from streams.rules.model import GrantRequested, GrantSettled, Send
-from tests.builders import sample_records
+from tests.builders import T0, sample_records
 
 JSONL = JsonlCodec()
+AVRO = AvroCodec()
 
 
 def reward() -> RewardGranted:
@@ -68,13 +71,37 @@ def test_r12_someone_elses_duplicate_submission_is_not_in_the_referrers_view() -
     assert in_referrer_view(decision(DecisionStatus.REJECTED, RejectionReason.REFERRER_EXCLUDED))
 
 
+def sent(made: ReferralDecision) -> tuple[str, str]:
+    """(lead id, status) as the referrer view receives them, keyed by the referrer."""
+    update = view_update(made.referrer_id.encode(), view_message(made), AVRO)
+    assert update is not None
+    referrer, lead_id, status = update
+    assert referrer == made.referrer_id
+    return lead_id, status
+
+
 def test_the_referrers_view_keeps_open_leads_and_drops_closed_ones() -> None:
-    view = view_with(None, *view_update(view_message(decision(DecisionStatus.ACCEPTED))))
+    view = view_with(None, *sent(decision(DecisionStatus.ACCEPTED)))
     assert orjson.loads(view) == {"lead-1": "ACCEPTED"}
-    view = view_with(view, *view_update(view_message(decision(DecisionStatus.EARNED))))
+    view = view_with(view, *sent(decision(DecisionStatus.EARNED)))
     assert orjson.loads(view) == {"lead-1": "EARNED"}
-    granted = view_update(view_message(decision(DecisionStatus.GRANTED)))
+    granted = sent(decision(DecisionStatus.GRANTED))
     assert orjson.loads(view_with(view, *granted)) == {}
+
+
+def test_r12_an_earlier_workers_avro_decision_reads_and_a_duplicate_submission_is_skipped() -> None:
+    """Earlier workers sent the referrer view every decision, whole, in Avro."""
+    decided = {"decided_at": T0}  # the contract wants a business time
+    accepted = replace(decision(DecisionStatus.ACCEPTED), **decided)
+    assert view_update(b"ref-1", AVRO.encode_record(accepted), AVRO) == (
+        "ref-1",
+        "lead-1",
+        "ACCEPTED",
+    )
+    duplicate = replace(
+        decision(DecisionStatus.REJECTED, RejectionReason.DUPLICATE_LEAD), **decided
+    )
+    assert view_update(b"ref-1", AVRO.encode_record(duplicate), AVRO) is None
 
 
 @pytest.mark.parametrize(
@@ -82,4 +109,6 @@ def test_the_referrers_view_keeps_open_leads_and_drops_closed_ones() -> None:
 )
 def test_what_is_not_a_referrer_view_message_is_refused(message: bytes) -> None:
     with pytest.raises(CodecError):
-        view_update(message)
+        view_update(b"ref-1", message, AVRO)
+    with pytest.raises(CodecError):  # nor is a message without its referrer
+        view_update(None, view_message(decision(DecisionStatus.ACCEPTED)), AVRO)
