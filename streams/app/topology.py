@@ -554,7 +554,8 @@ class ReferralWorker:
             return self._outgoing([Send(Route.LEAD, "", ClockTick(record.at))])
         if not isinstance(record, InputEvent):
             raise CodecError(f"{type(record).__name__} is not an input event")
-        return self._outgoing([route_of(record)])
+        send = route_of(record)
+        return [] if send is None else self._outgoing([send])
 
     def _shard(self, partition: int) -> LeadShard:
         shard = self._shards.get(partition)

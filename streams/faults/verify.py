@@ -123,7 +123,8 @@ def _describe(difference: Difference) -> str:
 
 
 def _inputs_not_applied(entries: list[InputEvent | ClockAdvanced], journals: Journals) -> list[str]:
-    """Input events (by event id) that never reached the journal of their step."""
+    """Input events (by event id) that never reached the journal of their step (those no
+    step acts on have none)."""
     seen: dict[Route, set[str]] = {
         route: {
             message.event_id
@@ -138,7 +139,7 @@ def _inputs_not_applied(entries: list[InputEvent | ClockAdvanced], journals: Jou
         if isinstance(entry, ClockAdvanced):
             continue
         send = route_of(entry)
-        if entry.event_id not in seen[send.route]:
+        if send is not None and entry.event_id not in seen[send.route]:
             missing.append(f"{entry.topic} {entry.event_id}")
     return missing
 

@@ -21,6 +21,11 @@ from streams.rules.model import (
 _TO_LEAD = Route.LEAD  # bound once: EnumType.__getattr__ is slow on 3.11
 
 
+def triggers(invoice: InvoicePaid) -> bool:
+    """Whether an invoice can trigger a reward: only the first one counts (R6)."""
+    return invoice.invoice_sequence == 1
+
+
 def account_step(
     state: AccountState | None, message: AccountMessage
 ) -> tuple[AccountState | None, list[Emit]]:
@@ -30,8 +35,8 @@ def account_step(
     invoices every account of the company, and a later invoice leaves no state behind.
     """
     if type(message) is InvoicePaid:
-        if message.invoice_sequence != 1:
-            return state, []  # a later invoice: only the first one counts (R6)
+        if not triggers(message):
+            return state, []  # a later invoice (journals of earlier workers still hold them)
         if state is not None and state.first_invoice is not None:
             return state, []  # a second "first" invoice, or a redelivery
         invoice = FirstInvoice(

@@ -18,7 +18,7 @@ from streams.contracts.records import (
     LeadSubmitted,
     ReferralRefused,
 )
-from streams.rules.account import account_step
+from streams.rules.account import account_step, triggers
 from streams.rules.model import (
     AccountMessage,
     AccountState,
@@ -46,11 +46,14 @@ _INPUT_ROUTES: dict[type, Route] = {
 }
 
 
-def route_of(event: InputEvent) -> Send:
-    """Where an input event goes: lead-keyed topics to the lead, invoices to the account."""
+def route_of(event: InputEvent) -> Send | None:
+    """Where an input event goes: lead-keyed topics to the lead, invoices to the account;
+    None for an event no step would act on (a later invoice, R6), which need not travel."""
     route = _INPUT_ROUTES.get(type(event))
     if route is None:
         raise TypeError(f"not an input event: {type(event).__name__}")
+    if type(event) is InvoicePaid and not triggers(event):
+        return None
     return Send(route, event.key, event)
 
 

@@ -44,7 +44,8 @@ def run_recording(events: list[Any]) -> tuple[list[Any], list[Any], list[Any]]:
     outputs: list[Any] = []
     messages: list[Any] = []
     for event in events:
-        emits: list[Emit] = [*shard.advance_to(event.occurred_at), route_of(event)]
+        send = route_of(event)
+        emits: list[Emit] = [*shard.advance_to(event.occurred_at), *([send] if send else [])]
         for emit in emits:  # grows while iterated: messages in the order sent
             if not isinstance(emit, Send):
                 outputs.append(emit)

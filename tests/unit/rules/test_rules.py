@@ -23,13 +23,14 @@ from streams.contracts import (
 )
 from streams.contracts.records import DecisionStatus
 from streams.replay import ReplaySummary
-from streams.rules import Engine, lead_step, parse_terms, referrer_step, reward_id
+from streams.rules import Engine, lead_step, parse_terms, referrer_step, reward_id, route_of
 from streams.rules.lead import REWARD_NAMESPACE
 from streams.rules.model import (
     FirstInvoicePaid,
     GrantRequested,
     LeadStatus,
     RefereeChecked,
+    Route,
     Send,
     TimerFired,
 )
@@ -294,6 +295,16 @@ def test_r6_only_the_first_invoice_triggers() -> None:
     assert result.story("lead-1") == HAPPY
     assert result.reward("lead-1").first_invoice_paid_at == T0 + 3 * DAY
     assert result.reward("lead-1").first_invoice_id == "inv-acc-lead-1-1"
+
+
+def test_r6_a_later_invoice_travels_to_no_step() -> None:
+    """The live worker journals only what a step acts on: invoice 1 goes to its account's
+    step, invoice 2 nowhere (the account step would ignore it)."""
+    first = route_of(paid(sequence=1))
+    assert first is not None
+    assert (first.route, first.key) == (Route.ACCOUNT, "acc-lead-1")
+    assert route_of(paid(sequence=2)) is None
+    assert route_of(paid(sequence=3, at=T0)) is None
 
 
 def test_r6_a_second_first_invoice_is_ignored() -> None:
