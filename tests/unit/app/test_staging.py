@@ -189,7 +189,8 @@ def test_r13_a_batch_is_written_into_fausts_rocksdb_partitions_where_its_recover
     tmp_path: Path,
 ) -> None:
     """FaustTableStore on a real Faust table (RocksDB, not started): one write batch per
-    partition, deletions in order, the persisted offset Faust's recovery resumes from."""
+    partition, deletions in order, the persisted offset Faust's recovery resumes from, and
+    what Faust's own lookups (the queries) then read."""
     app = faust.App(
         "test-store", broker="kafka://127.0.0.1:1", store="rocksdb://", datadir=tmp_path
     )
@@ -204,6 +205,9 @@ def test_r13_a_batch_is_written_into_fausts_rocksdb_partitions_where_its_recover
     assert data._db_for_partition(1).get(b"lead-c") is None
     assert data._db_for_partition(2).get(b"lead-a") is None  # only in its own partition
     assert data.persisted_offset(TP(store.changelog, 1)) == 41
+    # Faust's queries find what a batch wrote, with no event (they search every partition)
+    assert dict(data._key_index) == {}
+    assert (data._get(b"lead-a"), data._get(b"lead-b"), data._get(b"lead-c")) == (b"4", b"2", None)
     assert dict(data._key_index) == {b"lead-a": 1, b"lead-b": 2}
 
 
