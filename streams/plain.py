@@ -11,6 +11,7 @@ import enum
 import types
 import typing
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import fields, is_dataclass
 from functools import partial
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
@@ -19,6 +20,7 @@ T = TypeVar("T")
 _Convert = Callable[[Any], Any] | None
 _FROM: dict[type[Any], list[tuple[str, _Convert]]] = {}
 _TO: dict[type[Any], Callable[[Any], Any]] = {}  # record class -> its conversion to plain data
+_SHAPES: dict[type[Any], tuple[AbstractSet[str], list[tuple[str, _Convert]]]] = {}
 _SCALARS = (str, int, bool, float, type(None))
 
 
@@ -65,9 +67,28 @@ def _plan(cls: type[Any]) -> list[tuple[str, _Convert]]:
     return plan
 
 
+def _fields_to_convert(cls: type[Any]) -> tuple[AbstractSet[str], list[tuple[str, _Convert]]]:
+    """The class's field names, and those of its fields whose plain value needs converting."""
+    shape = _SHAPES.get(cls)
+    if shape is None:
+        plan = _plan(cls)
+        shape = (frozenset(name for name, _ in plan), [(n, c) for n, c in plan if c is not None])
+        _SHAPES[cls] = shape
+    return shape
+
+
 def from_plain(cls: type[T], data: dict[str, Any]) -> T:
-    """Build `cls` from plain data; absent keys take the dataclass default."""
-    kwargs: dict[str, Any] = {}
+    """Build `cls` from plain data; absent keys take the dataclass default, unknown keys are
+    ignored."""
+    names, converted = _fields_to_convert(cls)
+    if data.keys() <= names:  # the usual case: the plain data as given, a few fields converted
+        kwargs = dict(data)
+        for name, convert in converted:
+            value = kwargs.get(name)
+            if value is not None:
+                kwargs[name] = convert(value)  # type: ignore[misc]  # converted: not None
+        return cls(**kwargs)
+    kwargs = {}
     for name, convert in _plan(cls):
         if name in data:
             value = data[name]

@@ -9,9 +9,9 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from streams.plain import _is_record_type, _plan, to_plain
+from streams.plain import _is_record_type, _plan, from_plain, to_plain
 from streams.rules import account_step, load_terms, referee_step, referrer_step, route_of
-from streams.rules.model import Emit, Route, Send
+from streams.rules.model import Emit, LeadState, LeadStatus, Route, Send
 from streams.rules.shard import LeadShard
 from streams.scenario import ScenarioShape, generate
 
@@ -69,6 +69,18 @@ def test_r13_every_record_message_and_state_converts_as_by_value() -> None:
     assert {"LeadState", "ReferrerState", "RewardGranted", "GrantSettled", "RefereeClaim"} <= kinds
     for value in values:
         assert to_plain(value) == by_value(value), type(value).__name__
+        assert from_plain(type(value), to_plain(value)) == value, type(value).__name__
+
+
+def test_r13_plain_data_with_a_field_absent_or_unknown_still_builds_its_record() -> None:
+    """What an older or a newer writer left: an absent field takes its default, a field this
+    code does not know is ignored, converted fields are converted either way."""
+    state = LeadState("lead-1", LeadStatus.ACCEPTED, duplicates=frozenset({"ev-2", "ev-1"}))
+    plain = to_plain(state)
+    del plain["due_at"]
+    assert from_plain(LeadState, plain) == state
+    assert from_plain(LeadState, {**plain, "added_later": [1, 2]}) == state
+    assert from_plain(LeadState, {"lead_id": "lead-1"}) == LeadState("lead-1")
 
 
 class Colour(enum.Enum):
