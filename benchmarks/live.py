@@ -31,7 +31,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from benchmarks import state
-from benchmarks.replay_kafka import publish, read_and_decode
+from benchmarks.replay_kafka import backlog, publish, read_and_decode
 from streams.app.pipeline import behind, offset_clients, pipeline_partitions
 from streams.app.settings import Topics
 from streams.faults.processes import WorkerProcess
@@ -79,8 +79,9 @@ async def drain(
         spy = None
         if profile and procs[0].proc is not None:
             spy = profiler(procs[0].proc.pid, profile)
+        records = backlog(events)  # the scenario made and encoded before the clock starts
         start = time.perf_counter()
-        count = await publish(bootstrap, topics, events)
+        count = await publish(bootstrap, topics, records)
         published = time.perf_counter() - start
         tps = pipeline_partitions(topics, app_id, PARTITIONS)
         drained: float | None = None  # when a check first found nothing left, if the next agreed

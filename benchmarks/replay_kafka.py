@@ -35,25 +35,31 @@ from streams.scenario import ScenarioShape, generate
 EVENTS_PER_LEAD = 3.45
 
 
-async def publish(bootstrap: str, topics: Topics, events: int) -> int:
+Backlog = list[tuple[str, bytes, bytes]]  # (input contract, key, Avro value), in log order
+
+
+def backlog(events: int) -> Backlog:
+    """The seeded scenario's first `events` inputs, encoded: made before any clock starts."""
     codec = AvroCodec()
+    shape = ScenarioShape(leads=int(events / EVENTS_PER_LEAD), referrers=20_000)
+    return [(e.topic, e.key.encode(), codec.encode_record(e)) for e in generate(shape)]
+
+
+async def publish(bootstrap: str, topics: Topics, events: int | Backlog) -> int:
+    """Publish a backlog (or the scenario's first `events` inputs) to `topics`' inputs."""
+    records = backlog(events) if isinstance(events, int) else events
     await ensure_topics(bootstrap, [TopicSpec(name, 8) for name in topics.inputs])
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20, acks=1
     )
     await producer.start()
-    count = 0
     try:
-        shape = ScenarioShape(leads=int(events / EVENTS_PER_LEAD), referrers=20_000)
-        for event in generate(shape):
-            await producer.send(
-                topics.name(event.topic), codec.encode_record(event), key=event.key.encode()
-            )
-            count += 1
+        for contract, key, value in records:
+            await producer.send(topics.name(contract), value, key=key)
         await producer.flush()
     finally:
         await producer.stop()
-    return count
+    return len(records)
 
 
 async def read_and_decode(bootstrap: str, topics: Topics) -> int:
