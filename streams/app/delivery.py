@@ -10,24 +10,54 @@ emitted them. The partition of a keyed record is the one Kafka's default partiti
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections.abc import Iterable
-from functools import lru_cache
 from typing import Any, NamedTuple
 
-from aiokafka.partitioner import murmur2
+_M = 0x5BD1E995  # murmur2's mixing constant
+_MASK = 0xFFFFFFFF
+# Hashes of the keys seen lately (a lead's, an account's, a referrer's key is hashed for every
+# record about it); emptied when full rather than kept in LRU order, which costs more per
+# record than the misses it saves.
+_HASHES: dict[bytes, int] = {}
+_HASHES_KEPT = 1 << 16
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2), as an unsigned 32-bit
+    value: aiokafka's pure-Python one, four bytes a step instead of one."""
+    length = len(data)
+    h = 0x9747B28C ^ length
+    whole = length & ~3
+    for (word,) in struct.iter_unpack("<I", data[:whole]):
+        k = (word * _M) & _MASK
+        k = ((k ^ (k >> 24)) * _M) & _MASK
+        h = ((h * _M) & _MASK) ^ k
+    extra = length & 3
+    if extra:
+        if extra == 3:
+            h ^= data[whole + 2] << 16
+        if extra >= 2:
+            h ^= data[whole + 1] << 8
+        h = ((h ^ data[whole]) * _M) & _MASK
+    h ^= h >> 13
+    h = (h * _M) & _MASK
+    return h ^ (h >> 15)
 
 
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner gives a key (murmur2, as Java clients do)."""
-    return _hash(key) % partitions
+    hashed = _HASHES.get(key)
+    if hashed is None:
+        hashed = _remember(key)
+    return hashed % partitions
 
 
-@lru_cache(maxsize=1 << 16)
-def _hash(key: bytes) -> int:
-    # A lead's, a referrer's or an account's key is hashed for every record about it
-    # (journals, decisions, views, changelogs): aiokafka's murmur2 is pure Python.
-    hashed: int = murmur2(key)
-    return hashed & 0x7FFFFFFF
+def _remember(key: bytes) -> int:
+    if len(_HASHES) >= _HASHES_KEPT:
+        _HASHES.clear()
+    hashed = _HASHES[key] = murmur2(key) & 0x7FFFFFFF
+    return hashed
 
 
 class Outgoing(NamedTuple):
@@ -45,12 +75,15 @@ def by_partition(
 ) -> dict[tuple[str, int], list[Outgoing]]:
     """The records grouped by destination partition, each group in emission order."""
     groups: dict[tuple[str, int], list[Outgoing]] = {}
+    hashes = _HASHES
     for record in records:
         partition = record.partition
         if partition is None:
-            if record.key is None:
+            key = record.key
+            if key is None:
                 raise ValueError(f"a record for {record.topic} with neither key nor partition")
-            partition = partition_of(record.key, partitions)
+            hashed = hashes.get(key)  # partition_of, inline: this runs for every record
+            partition = (_remember(key) if hashed is None else hashed) % partitions
         group = groups.get((record.topic, partition))
         if group is None:
             groups[(record.topic, partition)] = group = []

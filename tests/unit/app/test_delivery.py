@@ -5,13 +5,15 @@ on the partition Kafka's default partitioner gives its key."""
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2 as kafka_murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-from streams.app.delivery import Outgoing, by_partition, partition_of, send_all
+from streams.app.delivery import Outgoing, by_partition, murmur2, partition_of, send_all
 
 
 class RecordingProducer:
@@ -49,6 +51,20 @@ def test_r13_keys_go_where_kafkas_default_partitioner_puts_them() -> None:
     partitions = list(range(8))
     for key in (b"lead-1", b"ref-42", b"acc-0007", b"", "lead-é".encode()):
         assert partition_of(key, 8) == DefaultPartitioner()(key, partitions, partitions)
+        assert by_partition([Outgoing("t", key, b"")], 8) == {
+            ("t", partition_of(key, 8)): [Outgoing("t", key, b"")]
+        }
+
+
+def test_r13_murmur2_is_kafkas_for_keys_of_every_length_and_byte() -> None:
+    """Four bytes a step gives what aiokafka's byte-by-byte copy of the Java code gives."""
+    rng = random.Random(7)
+    keys = [bytes(rng.randrange(256) for _ in range(length)) for length in range(70)]
+    keys += [bytes([byte]) * 9 for byte in (0x00, 0x7F, 0x80, 0xFF)]
+    keys += [f"lead-{n:07d}".encode() for n in range(2000)]
+    for key in keys:
+        assert murmur2(key) == kafka_murmur2(key) & 0xFFFFFFFF, key
+        assert partition_of(key, 12) == (kafka_murmur2(key) & 0x7FFFFFFF) % 12
 
 
 def test_r13_each_partition_keeps_the_order_the_rules_emitted() -> None:
