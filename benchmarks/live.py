@@ -43,7 +43,7 @@ PARTITIONS = 8
 WARM_UP = 20  # rewards before the latency is timed
 # How often a drain asks whether the group has committed everything; the drain ends at the
 # first check that found nothing left, confirmed by the next (checks once a second made the
-# figure up to a second late: a fifth of a 40k drain).
+# figure up to a second late: a twentieth of a 100k drain).
 DRAIN_CHECK_S = 0.1
 
 
