@@ -57,21 +57,31 @@ class Continuity:
         # own; the worker passes a seek that runs on the consumer's thread.
         self.seek = seek or (lambda tp, offset: self.consumer().seek(tp, offset))
         self._next: dict[TP, int] = {}
+        # The consumer's assignment, read once per rebalance: Faust builds it afresh on every
+        # call (a set of ~80 partitions), and a round at light load holds a record or two.
+        self._assigned: set[TP] | None = None
         self._reported: set[tuple[TP, int]] = set()
         # tp -> (expected offset at the last stall check, checks in a row without progress)
         self._last_check: dict[TP, tuple[int, int]] = {}
 
     def forget(self) -> None:
         """After a revocation: the next assignment starts again from committed offsets."""
+        self._assigned = None
         self._next.clear()
         self._reported.clear()
         self._last_check.clear()
+
+    def reassigned(self) -> None:
+        """After an assignment: the partitions assigned are read again from the consumer."""
+        self._assigned = None
 
     async def admit(self, events: Iterable[EventT[Any]]) -> list[EventT[Any]]:
         """The events to apply, in order; the others are dropped and, after a skip, the
         partition is sought back to the first record not applied."""
         consumer = self.consumer()
-        assigned = consumer.assignment()
+        assigned = self._assigned
+        if assigned is None:
+            assigned = self._assigned = set(consumer.assignment())
         batch = list(events)
         unknown = {e.message.tp for e in batch if e.message.tp not in self._next}
         if unknown:

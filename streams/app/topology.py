@@ -537,6 +537,10 @@ class ReferralWorker:
             self.continuity.forget()
 
         @self.app.on_partitions_assigned.connect
+        async def reread_assignment(*_: Any, **__: Any) -> None:
+            self.continuity.reassigned()
+
+        @self.app.on_partitions_assigned.connect
         async def freeze_heap(*_: Any, **__: Any) -> None:
             # What exists by now (modules, Faust's services, the clients) lives as long as the
             # worker: out of the cyclic collector's full passes, which otherwise stop every

@@ -28,8 +28,10 @@ class Consumer:
         self.assigned = set(assigned)
         self.sought: list[tuple[TP, int]] = []
         self._unacked_messages: set[Any] = set()
+        self.reads = 0
 
     def assignment(self) -> set[TP]:
+        self.reads += 1
         return self.assigned
 
     async def seek(self, tp: TP, offset: int) -> None:
@@ -105,6 +107,24 @@ async def test_after_a_revocation_the_next_assignment_starts_from_committed_offs
     continuity.forget()
     committed[TOPIC] = 9  # another worker had the partition meanwhile
     assert offsets(await continuity.admit([Event(TOPIC, 5), Event(TOPIC, 9)])) == [9]
+
+
+async def test_r13_the_assignment_is_read_once_per_rebalance_and_followed_across_one() -> None:
+    """Faust builds its assignment afresh on every call: it is read again only after a
+    rebalance, and what the rebalance assigned or revoked is then what counts."""
+    other = TP("invoice-paid", 5)
+    consumer = Consumer(TOPIC)
+    continuity = guard(consumer, {TOPIC: 0, other: 0})
+    assert offsets(await continuity.admit([Event(TOPIC, 0)])) == [0]
+    assert offsets(await continuity.admit([Event(TOPIC, 1)])) == [1]
+    assert consumer.reads == 1
+    consumer.assigned = {TOPIC, other}
+    continuity.reassigned()
+    assert offsets(await continuity.admit([Event(other, 0), Event(TOPIC, 2)])) == [0, 2]
+    consumer.assigned = {other}
+    continuity.forget()
+    assert await continuity.admit([Event(TOPIC, 3)]) == []
+    assert consumer.reads == 3
 
 
 def test_r13_the_commit_point_is_one_past_the_last_record_applied() -> None:
