@@ -272,11 +272,11 @@ async def hop_times(
     """Per agent on a reward's way, p50 / p90 / p99 of its hop in ms: from the create time of
     the record that brought a timed lead's message to the create time of the record its
     round sent on (invoice -> account journal -> lead journal -> referrer journal -> reward)."""
-    from streams.app.journal import decode_message
+    from streams.app.journal import decode_message, journal_topic
     from streams.app.packing import unpack
     from streams.contracts import AvroCodec, InvoicePaid, RewardGranted
     from streams.kafka.reader import read_topics
-    from streams.rules.model import FirstInvoicePaid, GrantRequested
+    from streams.rules.model import FirstInvoicePaid, GrantRequested, Route
 
     codec = AvroCodec()
     stamps: dict[str, dict[str, int]] = {}  # lead -> step -> create time (ms)
@@ -285,7 +285,9 @@ async def hop_times(
         if lead_id in leads:
             stamps.setdefault(lead_id, {}).setdefault(step, at)
 
-    journals = {f"{app_id}-{name}-journal" for name in ("account", "lead", "referrer")}
+    journals = {
+        journal_topic(app_id, route) for route in (Route.ACCOUNT, Route.LEAD, Route.REFERRER)
+    }
     names = [topics.invoice_paid, topics.reward_granted, *journals]
     async for record in read_topics(bootstrap, names):
         at = record.timestamp_ms

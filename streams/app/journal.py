@@ -57,6 +57,11 @@ JOURNALS: dict[Route, str] = {
 }
 
 
+def journal_topic(app_id: str, route: Route) -> str:
+    """The Kafka topic of a step's journal for the worker group `app_id`."""
+    return f"{app_id}-{JOURNALS[route]}"
+
+
 class JournalError(ValueError):
     """A journal record this worker cannot read."""
 

@@ -14,14 +14,15 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.app.journal import JOURNALS
+from streams.app.journal import journal_topic
 from streams.app.settings import Topics
 from streams.kafka.connection import client_kwargs
+from streams.rules.model import Route
 
 
 def pipeline_partitions(topics: Topics, app_id: str, partitions: int) -> list[TopicPartition]:
     """Every partition of the inputs and of the app's journals."""
-    names = [*topics.inputs, *(f"{app_id}-{name}" for name in JOURNALS.values())]
+    names = [*topics.inputs, *(journal_topic(app_id, route) for route in Route)]
     return [TopicPartition(name, p) for name in names for p in range(partitions)]
 
 

@@ -41,7 +41,7 @@ from streams.app.continuity import Continuity, install_commit_point
 from streams.app.delivery import Acks, Outgoing, acknowledged, partition_of, send
 from streams.app.eager import install_eager_delivery
 from streams.app.fault_points import FaultPoints
-from streams.app.journal import JOURNALS, JournalError, decode_message, encode_message
+from streams.app.journal import JournalError, decode_message, encode_message, journal_topic
 from streams.app.metrics import Metrics
 from streams.app.packing import PackError, messages_in, pack, unpack
 from streams.app.pipeline import behind, pipeline_partitions
@@ -198,9 +198,6 @@ class ReferralWorker:
 
     # -- topics and tables ---------------------------------------------------------------
 
-    def _journal_name(self, route: Route) -> str:
-        return f"{self.settings.journal_prefix}{JOURNALS[route]}"
-
     def _build_topics(self) -> None:
         app, names, p = self.app, self.settings.topics, self.partitions
         # Names resolved once: the output step and ingest look them up per record.
@@ -208,7 +205,7 @@ class ReferralWorker:
         self.rewards_name, self.decisions_name = names.reward_granted, names.decisions
         self.dead_letters_name = names.dead_letters
         self.input_topic = app.topic(*self.contract_of, partitions=p, **RAW)
-        self.journal_names = {route: self._journal_name(route) for route in Route}
+        self.journal_names = {route: journal_topic(self.settings.app_id, route) for route in Route}
         self.journals = {
             route: app.topic(name, partitions=p, internal=True, **RAW)
             for route, name in self.journal_names.items()
@@ -255,8 +252,8 @@ class ReferralWorker:
             self.settings.topics.reward_granted,
             self.settings.topics.decisions,
             self.settings.topics.dead_letters,
-            *(self._journal_name(route) for route in Route),
-            f"{self.settings.journal_prefix}referrer-view",
+            *self.journal_names.values(),
+            self.referrer_view_name,
         ]
         specs = [TopicSpec(name, p, r) for name in names]
         # Faust elects the leader (who writes clock records) by who owns this topic's only

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from heapq import heappop, heappush
 from operator import itemgetter
 
-from streams.app.journal import JOURNALS, decode_message
+from streams.app.journal import decode_message, journal_topic
 from streams.app.packing import PackError, unpack
 from streams.app.settings import Topics
 from streams.contracts import AvroCodec, ClockAdvanced, CodecError, InputEvent
@@ -197,7 +197,7 @@ class Journals:
 
 
 async def read_journals(bootstrap: str, app_id: str, *, quiet: bool = False) -> Journals:
-    names = {f"{app_id}-{name}": route for route, name in JOURNALS.items()}
+    names = {journal_topic(app_id, route): route for route in Route}
     journals = Journals({route: {} for route in Route})
     with ReadProgress("reading journals", quiet=quiet) as progress:
         async for record in read_topics(bootstrap, list(names), progress=progress):
