@@ -11,16 +11,24 @@ import enum
 import types
 import typing
 from collections.abc import Callable
-from collections.abc import Set as AbstractSet
 from dataclasses import fields, is_dataclass
 from functools import partial
-from typing import Any, TypeVar, get_args, get_origin, get_type_hints
+from typing import Any, NamedTuple, TypeVar, get_args, get_origin, get_type_hints
 
 T = TypeVar("T")
 _Convert = Callable[[Any], Any] | None
-_FROM: dict[type[Any], list[tuple[str, _Convert]]] = {}
+
+
+class _Shape(NamedTuple):
+    """How plain data becomes a record class, decided once per class."""
+
+    plan: list[tuple[str, _Convert]]  # every field, in order, with its conversion (None: as is)
+    names: frozenset[str]
+    converted: list[tuple[str, Callable[[Any], Any]]]  # the fields whose value is converted
+
+
+_FROM: dict[type[Any], _Shape] = {}
 _TO: dict[type[Any], Callable[[Any], Any]] = {}  # record class -> its conversion to plain data
-_SHAPES: dict[type[Any], tuple[AbstractSet[str], list[tuple[str, _Convert]]]] = {}
 _SCALARS = (str, int, bool, float, type(None))
 
 
@@ -58,41 +66,31 @@ def _from_converter(hint: Any) -> _Convert:
     return None
 
 
-def _plan(cls: type[Any]) -> list[tuple[str, _Convert]]:
-    plan = _FROM.get(cls)
-    if plan is None:
+def _shape(cls: type[Any]) -> _Shape:
+    shape = _FROM.get(cls)
+    if shape is None:
         hints = get_type_hints(cls)
         plan = [(name, _from_converter(hints[name])) for name in _field_names(cls)]
-        _FROM[cls] = plan
-    return plan
-
-
-def _fields_to_convert(cls: type[Any]) -> tuple[AbstractSet[str], list[tuple[str, _Convert]]]:
-    """The class's field names, and those of its fields whose plain value needs converting."""
-    shape = _SHAPES.get(cls)
-    if shape is None:
-        plan = _plan(cls)
-        shape = (frozenset(name for name, _ in plan), [(n, c) for n, c in plan if c is not None])
-        _SHAPES[cls] = shape
+        converted = [(name, convert) for name, convert in plan if convert is not None]
+        shape = _FROM[cls] = _Shape(plan, frozenset(name for name, _ in plan), converted)
     return shape
+
+
+def _plan(cls: type[Any]) -> list[tuple[str, _Convert]]:
+    return _shape(cls).plan
 
 
 def from_plain(cls: type[T], data: dict[str, Any]) -> T:
     """Build `cls` from plain data; absent keys take the dataclass default, unknown keys are
     ignored."""
-    names, converted = _fields_to_convert(cls)
-    if data.keys() <= names:  # the usual case: the plain data as given, a few fields converted
-        kwargs = dict(data)
-        for name, convert in converted:
-            value = kwargs.get(name)
-            if value is not None:
-                kwargs[name] = convert(value)  # type: ignore[misc]  # converted: not None
-        return cls(**kwargs)
-    kwargs = {}
-    for name, convert in _plan(cls):
-        if name in data:
-            value = data[name]
-            kwargs[name] = convert(value) if convert is not None and value is not None else value
+    shape = _shape(cls)
+    names = shape.names
+    # the plain data as given (only known fields, always from this code), a few converted
+    kwargs = dict(data) if data.keys() <= names else {k: v for k, v in data.items() if k in names}
+    for name, convert in shape.converted:
+        value = kwargs.get(name)
+        if value is not None:
+            kwargs[name] = convert(value)
     return cls(**kwargs)
 
 
