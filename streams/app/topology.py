@@ -102,9 +102,10 @@ Handler = Callable[[EventT[Any], bytes | None, bytes | None], list["Outgoing"]]
 STALL_CHECK_S = 10.0  # how often partitions with records left but no progress are sought back
 # Per RocksDB database (one per table and partition: 7 x 8 here). Faust's defaults (64 MiB
 # memtables, three of them, and a 2 GiB block cache, each per database) left a worker that
-# had restored a million leads at 1.2 GB resident.
+# had restored a million leads at 1.2 GB resident; 8 MiB memtables at 491-515 MB, 4 MiB at
+# 458 (a restore leaves every database's memtable partly filled: 56 of them).
 ROCKSDB_OPTIONS = {
-    "write_buffer_size": 8 << 20,
+    "write_buffer_size": 4 << 20,
     "max_write_buffer_number": 2,
     "block_cache_size": 16 << 20,
 }
