@@ -70,6 +70,7 @@ async def drain(
         )
         for n in range(workers)
     ]
+    await asyncio.to_thread(broker.deletions_settled)  # the phase before's topics are gone
     for proc in procs:
         proc.start()
     try:
@@ -188,6 +189,7 @@ async def latency(bootstrap: str, rewards: int, load_rate: int, folder: Path) ->
         isolation_level="read_committed",
         auto_offset_reset="earliest",
     )
+    await asyncio.to_thread(broker.deletions_settled)  # the phase before's topics are gone
     worker.start()
     seen: dict[str, float] = {}
     sent: dict[str, float] = {}

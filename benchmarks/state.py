@@ -161,6 +161,7 @@ def memory_mb(pid: int, field: str = "VmRSS") -> float:
 async def run(bootstrap: str, leads: int, folder: Path) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
     app_id, topics = f"bench-state-{tag}", Topics(f"bench-state-{tag}.")
+    await asyncio.to_thread(broker.deletions_settled)  # the phase before's topics are gone
     start = time.perf_counter()
     records = await fill(bootstrap, app_id, topics, leads)
     filled = time.perf_counter() - start

@@ -16,6 +16,7 @@ from streams.kafka.topics import (
     TopicLayoutError,
     TopicSpec,
     delete_app_topics,
+    delete_topics_with_prefix,
     describe_partitions,
     ensure_topics,
 )
@@ -145,6 +146,34 @@ async def test_a_scratch_runs_topics_are_deleted_and_no_other(
     deleted = await delete_app_topics(kafka_bootstrap, f"run-{unique}.", f"app-{unique}")
     assert deleted == sorted(mine)
     assert await describe_partitions(kafka_bootstrap, [other]) == {other: 1}
+
+
+async def test_deleted_topics_leave_the_disk_within_seconds_and_the_wait_says_so(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    """A benchmark's next phase starts once the last one's partitions are gone from disk."""
+    from tests.conftest import broker_config
+
+    cfg = broker_config()
+    name = f"gone-{unique}"
+    await ensure_topics(kafka_bootstrap, [TopicSpec(name, 3)])
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        for partition in range(3):
+            await producer.send_and_wait(name, b"x", partition=partition)
+    finally:
+        await producer.stop()
+    assert len(list(cfg.data_dir.glob(f"{name}-*"))) == 3
+    await delete_topics_with_prefix(kafka_bootstrap, name)
+    deadline = time.monotonic() + 10  # the controller's deletion reaches the log manager
+    while time.monotonic() < deadline and not list(cfg.data_dir.glob(f"{name}-*-delete")):
+        if not list(cfg.data_dir.glob(f"{name}-*")):
+            break  # already removed: nothing left to wait for
+        await asyncio.sleep(0.05)
+    waited = await asyncio.to_thread(broker.deletions_settled, cfg, 30.0)
+    assert not list(cfg.data_dir.glob(f"{name}-*"))
+    assert 0 <= waited < 30
 
 
 def test_broker_up_is_idempotent_and_survives_a_killed_run(kafka_bootstrap: str) -> None:
