@@ -14,16 +14,23 @@ from streams.contracts import ReferralDecision, RewardGranted
 from streams.rules import Programme, referrer_step
 from streams.rules.model import (
     ClockTick,
+    Displaced,
+    Emit,
+    FirstGranted,
     GrantRequested,
     LeadMessage,
     LeadState,
     Message,
     Output,
+    RefereeChecked,
+    RefereeClaim,
+    RefereeState,
     ReferrerState,
     Route,
     Send,
     ShardMessage,
 )
+from streams.rules.referee import referee_step
 from streams.rules.shard import LeadShard, business_time
 
 
@@ -38,7 +45,10 @@ class JournalReplay:
     failures: int = 0
     # Leads that an event reached after their grant was requested, though its business time
     # came before the grant: the live timer had fired and is not undone (R6), a recomputation
-    # that sees the event earlier decides otherwise.
+    # that sees the event earlier decides otherwise. Also both leads of R2's exception: a lead
+    # dated earlier than a referee's first lead that reached it once that lead was granted
+    # (or due): the granted one keeps its place and the earlier one is rejected, where a
+    # recomputation in business time grants the earlier one.
     late_after_grant: set[str] = field(default_factory=set)
 
 
@@ -62,12 +72,15 @@ def replay_journals(journals: Journals, programme: Programme) -> JournalReplay:
             except Exception:  # the live worker dead-lettered it too
                 result.failures += 1
                 continue
+            if type(message) is Displaced and _claimant_refused(emits):
+                result.late_after_grant.update((message.lead_id, message.by_lead_id))
             result.outputs.extend(e for e in emits if not isinstance(e, Send))
             for emit in emits:
                 if isinstance(emit, Send) and isinstance(emit.message, GrantRequested):
                     reward = emit.message.reward
                     granted_at[reward.lead_id] = reward.granted_at
         result.clocks[partition] = shard.clock
+    result.late_after_grant |= _earlier_after_grant(journals)
     for _, messages in sorted(journals.partitions.get(Route.REFERRER, {}).items()):
         for _, message in messages:
             if not isinstance(message, GrantRequested):
@@ -79,6 +92,37 @@ def replay_journals(journals: Journals, programme: Programme) -> JournalReplay:
                 e for e in emits if isinstance(e, RewardGranted | ReferralDecision)
             )
     return result
+
+
+def _earlier_after_grant(journals: Journals) -> set[str]:
+    """The leads of every claim dated before its referee's first lead that reached the referee
+    step once that lead was granted: both the granted lead and the claimant (R2's exception)."""
+    leads: set[str] = set()
+    for _, messages in sorted(journals.partitions.get(Route.REFEREE, {}).items()):
+        states: dict[str, RefereeState] = {}
+        for _, message in messages:
+            if not isinstance(message, RefereeClaim | FirstGranted):
+                continue
+            state = states.get(message.identity)
+            if (
+                type(message) is RefereeClaim
+                and state is not None
+                and state.granted
+                and message.event_id  # claims of workers before business-time order: no date
+                and state.first_lead_id != message.lead_id
+                and (message.occurred_at, message.lead_id) < state.first()
+            ):
+                leads.update((state.first_lead_id, message.lead_id))
+            states[message.identity], _ = referee_step(state, message)
+    return leads
+
+
+def _claimant_refused(emits: list[Emit]) -> bool:
+    """Whether a displaced lead answered by keeping its place (granted or due)."""
+    return any(
+        isinstance(emit, Send) and type(emit.message) is RefereeChecked and not emit.message.first
+        for emit in emits
+    )
 
 
 def _new_fact_before(leads: dict[str, LeadState], message: LeadMessage, moment: int) -> bool:

@@ -7,7 +7,15 @@ from streams.audit.compare import LATE_EVENT, compare
 from streams.audit.journal_replay import replay_journals
 from streams.audit.sources import Journals
 from streams.contracts import ReferralDecision, RewardGranted
-from streams.rules.model import ClockTick, FirstInvoicePaid, RefereeChecked, Route
+from streams.rules.model import (
+    ClockTick,
+    Displaced,
+    FirstGranted,
+    FirstInvoicePaid,
+    RefereeChecked,
+    RefereeClaim,
+    Route,
+)
 from tests.builders import DAY, T0, lead, paid, refused, signed
 from tests.unit.rules.conftest import run, terms
 
@@ -78,3 +86,47 @@ def test_r13_a_reward_missing_from_the_topic_is_never_explained_by_a_late_event(
     report = compare(outputs, emitted, {"lead-1"}, late_after_grant={"lead-1"})
     assert [(d.kind, d.cause) for d in report.differences] == [("missing", "unexplained")]
     assert not report.ok
+
+
+def _referee_journal(*messages: object) -> Journals:
+    return Journals({Route.REFEREE: {0: list(enumerate(messages))}})  # type: ignore[arg-type]
+
+
+def test_r2_a_claim_dated_before_a_granted_first_lead_explains_both_leads() -> None:
+    """R2's exception: lead-2 was granted before lead-1, dated earlier for the same referee,
+    reached the referee step; lead-2 keeps its reward and lead-1 is rejected live, where a
+    recomputation in business time grants lead-1. Both leads' differences are explained."""
+    journal = _referee_journal(
+        RefereeClaim("example.com", "lead-2", T0 + DAY, "ev-2"),
+        FirstGranted("example.com", "lead-2", T0 + DAY, "ev-2"),
+        RefereeClaim("example.com", "lead-1", T0, "ev-1"),
+    )
+    assert replay_journals(journal, terms()).late_after_grant == {"lead-1", "lead-2"}
+
+
+def test_r2_a_claim_before_the_grant_later_dated_or_undated_explains_nothing() -> None:
+    displacing = _referee_journal(
+        RefereeClaim("example.com", "lead-2", T0 + DAY, "ev-2"),
+        RefereeClaim("example.com", "lead-1", T0, "ev-1"),  # lead-2 still open: displaced
+        FirstGranted("example.com", "lead-1", T0, "ev-1"),
+    )
+    later = _referee_journal(
+        RefereeClaim("example.com", "lead-1", T0, "ev-1"),
+        FirstGranted("example.com", "lead-1", T0, "ev-1"),
+        RefereeClaim("example.com", "lead-2", T0 + DAY, "ev-2"),
+    )
+    undated = _referee_journal(  # written by a worker before business-time order
+        RefereeClaim("example.com", "lead-2", T0 + DAY, "ev-2"),
+        FirstGranted("example.com", "lead-2", T0 + DAY, "ev-2"),
+        RefereeClaim("example.com", "lead-1"),
+    )
+    for journal in (displacing, later, undated):
+        assert replay_journals(journal, terms()).late_after_grant == set()
+
+
+def test_r2_a_displacement_that_crossed_the_grant_explains_both_leads() -> None:
+    """The referee step displaced lead-1 while its grant was on the way: lead-1 keeps its
+    place and refuses the claimant itself."""
+    displaced = Displaced("lead-1", "example.com", "lead-0", "ev-0")
+    replayed = replay_journals(_lead_journal(displaced), terms())
+    assert replayed.late_after_grant == {"lead-1", "lead-0"}
