@@ -20,6 +20,7 @@ from streams.kafka.topics import (
     describe_partitions,
     ensure_topics,
 )
+from tests.conftest import broker_config
 
 pytestmark = pytest.mark.integration
 
@@ -152,8 +153,6 @@ async def test_deleted_topics_leave_the_disk_within_seconds_and_the_wait_says_so
     kafka_bootstrap: str, unique: str
 ) -> None:
     """A benchmark's next phase starts once the last one's partitions are gone from disk."""
-    from tests.conftest import broker_config
-
     cfg = broker_config()
     name = f"gone-{unique}"
     await ensure_topics(kafka_bootstrap, [TopicSpec(name, 3)])
