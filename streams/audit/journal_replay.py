@@ -48,7 +48,7 @@ class JournalReplay:
     # that sees the event earlier decides otherwise. Also both leads of R2's exception: a lead
     # dated earlier than a referee's first lead that reached it once that lead was granted
     # (or due): the granted one keeps its place and the earlier one is rejected, where a
-    # recomputation in business time grants the earlier one.
+    # recomputation in business time keeps the earlier one and rejects the granted one.
     late_after_grant: set[str] = field(default_factory=set)
 
 
