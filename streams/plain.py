@@ -22,8 +22,7 @@ _Convert = Callable[[Any], Any] | None
 class _Shape(NamedTuple):
     """How plain data becomes a record class, decided once per class."""
 
-    plan: list[tuple[str, _Convert]]  # every field, in order, with its conversion (None: as is)
-    names: frozenset[str]
+    names: frozenset[str]  # every field the class takes
     converted: list[tuple[str, Callable[[Any], Any]]]  # the fields whose value is converted
 
 
@@ -70,14 +69,11 @@ def _shape(cls: type[Any]) -> _Shape:
     shape = _FROM.get(cls)
     if shape is None:
         hints = get_type_hints(cls)
-        plan = [(name, _from_converter(hints[name])) for name in _field_names(cls)]
+        names = _field_names(cls)
+        plan = [(name, _from_converter(hints[name])) for name in names]
         converted = [(name, convert) for name, convert in plan if convert is not None]
-        shape = _FROM[cls] = _Shape(plan, frozenset(name for name, _ in plan), converted)
+        shape = _FROM[cls] = _Shape(frozenset(names), converted)
     return shape
-
-
-def _plan(cls: type[Any]) -> list[tuple[str, _Convert]]:
-    return _shape(cls).plan
 
 
 def from_plain(cls: type[T], data: dict[str, Any]) -> T:
@@ -163,7 +159,7 @@ def _record_to_plain(cls: type[Any]) -> Callable[[Any], Any]:
     if convert is None:
         _TO[cls] = partial(_deferred, cls)  # for a record that contains itself
         hints = get_type_hints(cls)
-        plan = [(name, _to_converter(hints[name])) for name, _ in _plan(cls)]
+        plan = [(name, _to_converter(hints[name])) for name in _field_names(cls)]
 
         def convert(record: Any) -> dict[str, Any]:
             plain: dict[str, Any] = {}
