@@ -57,9 +57,15 @@ JOURNALS: dict[Route, str] = {
 }
 
 
+def app_topic(app_id: str, name: str) -> str:
+    """A topic of the worker group `app_id`'s own: its journals, its referrer view (Faust
+    names its changelogs and its leader topic the same way)."""
+    return f"{app_id}-{name}"
+
+
 def journal_topic(app_id: str, route: Route) -> str:
     """The Kafka topic of a step's journal for the worker group `app_id`."""
-    return f"{app_id}-{JOURNALS[route]}"
+    return app_topic(app_id, JOURNALS[route])
 
 
 class JournalError(ValueError):

@@ -107,10 +107,6 @@ class Settings:
         base = self.data_dir or cache_dir() / "worker-data"
         return base / f"{self.app_id}-{self.web_port}"
 
-    @property
-    def journal_prefix(self) -> str:
-        return f"{self.app_id}-"
-
 
 ENV = {
     "bootstrap": "REFERRAL_BOOTSTRAP",

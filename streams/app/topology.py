@@ -41,7 +41,13 @@ from streams.app.continuity import Continuity, install_commit_point
 from streams.app.delivery import Acks, Outgoing, acknowledged, partition_of, send
 from streams.app.eager import install_eager_delivery
 from streams.app.fault_points import FaultPoints
-from streams.app.journal import JournalError, decode_message, encode_message, journal_topic
+from streams.app.journal import (
+    JournalError,
+    app_topic,
+    decode_message,
+    encode_message,
+    journal_topic,
+)
 from streams.app.metrics import Metrics
 from streams.app.packing import PackError, messages_in, pack, unpack
 from streams.app.pipeline import behind, pipeline_partitions
@@ -211,7 +217,7 @@ class ReferralWorker:
             route: app.topic(name, partitions=p, internal=True, **RAW)
             for route, name in self.journal_names.items()
         }
-        self.referrer_view_name = f"{self.settings.journal_prefix}referrer-view"
+        self.referrer_view_name = app_topic(self.settings.app_id, "referrer-view")
         self.referrer_view_topic = app.topic(
             self.referrer_view_name, partitions=p, internal=True, **RAW
         )
@@ -259,7 +265,7 @@ class ReferralWorker:
         specs = [TopicSpec(name, p, r) for name in names]
         # Faust elects the leader (who writes clock records) by who owns this topic's only
         # partition; created late by Faust, it can miss the first assignment.
-        specs.append(TopicSpec(f"{self.settings.app_id}-__assignor-__leader", 1, r))
+        specs.append(TopicSpec(app_topic(self.settings.app_id, "__assignor-__leader"), 1, r))
         compacted = {"cleanup.policy": "compact"}
         for table in self.app.tables.values():
             specs.append(TopicSpec(table.changelog_topic.get_topic_name(), p, r, compacted))
