@@ -265,7 +265,7 @@ async def latency(bootstrap: str, rewards: int, load_rate: int, folder: Path) ->
     }
 
 
-HOPS = ("ingest", "account", "leads", "referrer")
+HOPS = ("account", "leads", "referrer")
 
 
 async def hop_times(
@@ -273,7 +273,7 @@ async def hop_times(
 ) -> dict[str, dict[str, int]]:
     """Per agent on a reward's way, p50 / p90 / p99 of its hop in ms: from the create time of
     the record that brought a timed lead's message to the create time of the record its
-    round sent on (invoice -> account journal -> lead journal -> referrer journal -> reward)."""
+    round sent on (invoice -> lead journal -> referrer journal -> reward)."""
     from streams.app.journal import decode_message, journal_topic
     from streams.app.packing import unpack
     from streams.contracts import AvroCodec, InvoicePaid, RewardGranted
@@ -287,18 +287,14 @@ async def hop_times(
         if lead_id in leads:
             stamps.setdefault(lead_id, {}).setdefault(step, at)
 
-    journals = {
-        journal_topic(app_id, route) for route in (Route.ACCOUNT, Route.LEAD, Route.REFERRER)
-    }
+    journals = {journal_topic(app_id, route) for route in (Route.LEAD, Route.REFERRER)}
     names = [topics.invoice_paid, topics.reward_granted, *journals]
     async for record in read_topics(bootstrap, names):
         at = record.timestamp_ms
         if record.topic in journals:
             for _, value in unpack(record.key, record.value):
                 message = decode_message(value or b"")
-                if isinstance(message, InvoicePaid):
-                    seen(message.account_id.removeprefix("acc-"), "account", at)
-                elif isinstance(message, FirstInvoicePaid):
+                if isinstance(message, FirstInvoicePaid):
                     seen(message.lead_id, "leads", at)
                 elif isinstance(message, GrantRequested):
                     seen(message.reward.lead_id, "referrer", at)
@@ -306,7 +302,7 @@ async def hop_times(
         contract = "invoice-paid" if record.topic == topics.invoice_paid else "reward-granted"
         decoded = codec.decode_record(contract, record.value or b"")
         if isinstance(decoded, InvoicePaid):
-            seen(decoded.account_id.removeprefix("acc-"), "ingest", at)
+            seen(decoded.account_id.removeprefix("acc-"), "account", at)
         elif isinstance(decoded, RewardGranted):
             seen(decoded.lead_id, "reward", at)
     steps = (*HOPS, "reward")

@@ -1,9 +1,18 @@
 """The live topology: Faust agents and tables around the pure rules core (one wiring point).
 
     inputs (Avro) --ingest--> lead journal ----leads----> decisions, account/referee/referrer
-                          \\-> account journal -accounts-> lead journal
+    invoice-paid ---------+
+    account journal ------+--account--> lead journal
                                referee journal -referees-> lead journal
                                referrer journal -referrers-> reward-granted, decisions, lead
+
+Invoices are the account step's own input: billing keys them by account, so an invoice sits
+on the partition of its account's journal and table, and the account agent applies it there
+without a journal hop on a reward's way. An invoice found on another partition (an upstream
+keyed otherwise) goes through the account journal as every other input goes through ingest,
+so each account still has one writer. What the account step forwards does not depend on how
+its two logs interleave (the first lead that opened the account, the first invoice paid on
+it), which is why the invoice topic and the account journal together replay it exactly.
 
 Read models: the leads agent keeps each lead's decisions (lead-history, in the lead's own
 partition; the referrer's decision reaches it inside GrantSettled), and each decision about a
@@ -71,6 +80,7 @@ from streams.contracts import (
     ClockAdvanced,
     CodecError,
     InputEvent,
+    InvoicePaid,
     JsonlCodec,
     ReferralDecision,
     RewardGranted,
@@ -133,11 +143,6 @@ def _present(value: bytes | None) -> bytes:
     if value is None:
         raise CodecError("a record without a value (a tombstone) carries no message")
     return value
-
-
-def _messages_held(event: EventT[Any]) -> int:
-    """What a record weighs in a round: the messages it holds."""
-    return messages_in(event.message.value)
 
 
 def state_table(table: Any, cls: type[S]) -> StagedTable[S]:
@@ -211,12 +216,19 @@ class ReferralWorker:
         self.contract_of = names.inputs  # Kafka topic -> contract
         self.rewards_name, self.decisions_name = names.reward_granted, names.decisions
         self.dead_letters_name = names.dead_letters
-        self.input_topic = app.topic(*self.contract_of, partitions=p, **RAW)
+        self.invoices_name = names.invoice_paid
+        ingested = [name for name in self.contract_of if name != self.invoices_name]
+        self.input_topic = app.topic(*ingested, partitions=p, **RAW)
         self.journal_names = {route: journal_topic(self.settings.app_id, route) for route in Route}
-        self.journals = {
+        self.journals: dict[Route, Any] = {
             route: app.topic(name, partitions=p, internal=True, **RAW)
             for route, name in self.journal_names.items()
+            if route is not Route.ACCOUNT
         }
+        # The account agent's two logs, co-partitioned (streams.kafka.topics refuses otherwise)
+        self.account_topic = app.topic(
+            self.journal_names[Route.ACCOUNT], self.invoices_name, partitions=p, **RAW
+        )
         self.referrer_view_name = app_topic(self.settings.app_id, "referrer-view")
         self.referrer_view_topic = app.topic(
             self.referrer_view_name, partitions=p, internal=True, **RAW
@@ -388,8 +400,6 @@ class ReferralWorker:
         handle: Handler,
         tables: Sequence[StagedTable[Any]] = (),
         on_failure: Callable[[EventT[Any]], None] | None = None,
-        *,
-        packed: bool = True,
     ) -> None:
         """An agent (concurrency 1, faust-streaming #606) applying `handle` to every message
         of batches of records taken from its channel (streams.app.batches; a packed record
@@ -403,7 +413,7 @@ class ReferralWorker:
         """
         batch_size, within = self.settings.batch_size, self.settings.batch_wait_s
         in_flight = self.settings.rounds_in_flight
-        weight = _messages_held if packed else None
+        weight = self._messages_held
         spent, clock = self.metrics.round_seconds, time.perf_counter
 
         async def outputs_acked(outputs: Acks) -> dict[tuple[str, int], int]:
@@ -437,7 +447,7 @@ class ReferralWorker:
                     self._count_round(name, events, weight)
                     spent[name, "wait"] += taken - started
                     for event in await self.continuity.admit(events):
-                        outgoing.extend(self._apply(event, handle, tables, on_failure, packed))
+                        outgoing.extend(self._apply(event, handle, tables, on_failure))
                     for table in tables:
                         table.seal()
                     computed = clock()
@@ -459,14 +469,19 @@ class ReferralWorker:
 
         self.app.agent(topic, name=name, concurrency=1)(agent)
 
+    def _messages_held(self, event: EventT[Any]) -> int:
+        """What a record weighs in a round: the messages it holds (an input holds one)."""
+        message = event.message
+        return messages_in(message.value) if message.topic in self.packed_topics else 1
+
     def _count_round(
-        self, agent: str, events: list[EventT[Any]], weight: Callable[[EventT[Any]], int] | None
+        self, agent: str, events: list[EventT[Any]], weight: Callable[[EventT[Any]], int]
     ) -> None:
         """A round taken: its records, the messages they hold, and how old they were."""
         metrics, now = self.metrics, time.time()
         metrics.rounds[agent] += 1
         metrics.round_records[agent] += len(events)
-        metrics.round_messages[agent] += len(events) if weight is None else sum(map(weight, events))
+        metrics.round_messages[agent] += sum(map(weight, events))
         # Kafka's timestamps: create time, set by the producer (ours for every internal topic)
         metrics.taken(agent, (now - (event.message.timestamp or now) for event in events))
 
@@ -476,7 +491,6 @@ class ReferralWorker:
         handle: Handler,
         tables: Sequence[StagedTable[Any]],
         on_failure: Callable[[EventT[Any]], None] | None,
-        packed: bool,
     ) -> list[Outgoing]:
         """Every message of one record through `handle`, under the record's Faust context:
         a message's outputs, its writes kept in the round; or, whatever it raised, its dead
@@ -484,7 +498,9 @@ class ReferralWorker:
         message = event.message
         try:
             entries = (
-                unpack(message.key, message.value) if packed else [(message.key, message.value)]
+                unpack(message.key, message.value)
+                if message.topic in self.packed_topics
+                else [(message.key, message.value)]  # an input: one event, whatever its bytes
             )
         except PackError as exc:  # the whole record, as it came
             return [self._dead_letter(event, message.key, message.value, exc)]
@@ -509,9 +525,7 @@ class ReferralWorker:
     # -- agents --------------------------------------------------------------------------
 
     def _build_agents(self) -> None:
-        # The inputs are never unpacked: what upstream writes is one event a record, whatever
-        # its bytes.
-        self._agent(self.input_topic, "ingest", self._ingest, packed=False)
+        self._agent(self.input_topic, "ingest", self._ingest)
         self._agent(
             self.journals[Route.LEAD],
             "leads",
@@ -519,8 +533,9 @@ class ReferralWorker:
             (self.leads, self.clocks, self.histories),
             self._forget_shard,
         )
+        accounts = state_table(self.account_table, AccountState)
+        self._agent(self.account_topic, Route.ACCOUNT.value, self._accounts(accounts), (accounts,))
         keyed: list[tuple[Route, StagedTable[Any], Callable[[Any, Any], Any]]] = [
-            (Route.ACCOUNT, state_table(self.account_table, AccountState), account_step),
             (Route.REFEREE, state_table(self.referee_table, RefereeState), referee_step),
             (Route.REFERRER, self.referrers, referrer_step),
         ]
@@ -552,18 +567,42 @@ class ReferralWorker:
             gc.collect()
             gc.freeze()
 
-    def _ingest(self, event: EventT[Any], key: bytes | None, value: bytes | None) -> list[Outgoing]:
+    def _input(self, event: EventT[Any], value: bytes | None) -> InputEvent | ClockAdvanced:
+        """The input event (or clock record) a record of an input topic holds."""
         message = event.message
         contract = self.contract_of[message.topic]
         kafka_ms = int(message.timestamp * 1000) if message.timestamp else None
         record = self.codec.decode_record(contract, _present(value), kafka_timestamp_ms=kafka_ms)
         self.metrics.events[contract] += 1
+        if not isinstance(record, InputEvent | ClockAdvanced):
+            raise CodecError(f"{type(record).__name__} is not an input event")
+        return record
+
+    def _ingest(self, event: EventT[Any], key: bytes | None, value: bytes | None) -> list[Outgoing]:
+        record = self._input(event, value)
         if isinstance(record, ClockAdvanced):
             return self._outgoing([Send(Route.LEAD, "", ClockTick(record.at))])
-        if not isinstance(record, InputEvent):
-            raise CodecError(f"{type(record).__name__} is not an input event")
         send = route_of(record)
         return [] if send is None else self._outgoing([send])
+
+    def _accounts(self, states: StagedTable[AccountState]) -> Handler:
+        """The account step over its journal and over billing's invoices (module docstring)."""
+        journal = self._keyed(states, account_step)
+
+        def handle(event: EventT[Any], key: bytes | None, value: bytes | None) -> list[Outgoing]:
+            message = event.message
+            if message.topic != self.invoices_name:
+                return journal(event, key, value)
+            invoice = self._input(event, value)
+            send = route_of(invoice) if isinstance(invoice, InvoicePaid) else None
+            if send is None:
+                return []  # a later invoice (R6)
+            if partition_of(send.key.encode(), self.partitions) != message.partition:
+                # keyed otherwise upstream: sent to the account's own partition, its one writer
+                return self._outgoing([send])
+            return self._step(states, account_step, send.key, invoice)
+
+        return handle
 
     def _shard(self, partition: int) -> LeadShard:
         shard = self._shards.get(partition)
@@ -606,17 +645,23 @@ class ReferralWorker:
         return self._outgoing(emits)
 
     def _keyed(self, states: StagedTable[Any], step: Callable[[Any, Any], Any]) -> Handler:
+        """A keyed step over its journal: each message applied to the state of its key."""
+
         def handle(event: EventT[Any], key: bytes | None, value: bytes | None) -> list[Outgoing]:
             if not isinstance(key, bytes):
                 raise JournalError("a journal message without a key")
-            state_key = key.decode()
-            before = states.get(state_key)
-            after, emits = step(before, decode_message(_present(value)))
-            if after != before:
-                states[state_key] = after
-            return self._outgoing(emits)
+            return self._step(states, step, key.decode(), decode_message(_present(value)))
 
         return handle
+
+    def _step(
+        self, states: StagedTable[S], step: Callable[[Any, Any], Any], key: str, message: Any
+    ) -> list[Outgoing]:
+        before = states.get(key)
+        after, emits = step(before, message)
+        if after != before:
+            states[key] = after
+        return self._outgoing(emits)
 
     # -- read models for the queries (streams.app.read_models) ---------------------------
 
@@ -739,7 +784,7 @@ class ReferralWorker:
     async def _pipeline_lag(self) -> int | None:
         """Records on the inputs and journals not yet committed by the group; None if unknown.
 
-        Journals count too: an invoice reaches its lead through the account journal, and a
+        Journals count too: a submission reaches its lead through the lead journal, and a
         clock record written while it is on its way would overtake it.
         """
         app_id = self.settings.app_id

@@ -95,7 +95,7 @@ async def produce_in_steps(
 ) -> None:
     """Produce the records of each business instant, then wait until the workers are idle.
 
-    Live, an invoice reaches its lead through the account journal while a refusal goes
+    Live, an invoice reaches its lead through the account step while a refusal goes
     straight to the lead: records produced back to back can overtake each other. Stepping
     through business time makes arrival order business order, as the replay assumes.
     """

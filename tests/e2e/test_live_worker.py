@@ -17,21 +17,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
-from streams.app.delivery import Outgoing
-from streams.app.packing import pack
+from streams.app.delivery import Outgoing, partition_of
+from streams.app.journal import decode_message
+from streams.app.packing import pack, unpack
 from streams.contracts import (
     AvroCodec,
     ClockAdvanced,
     DecisionStatus,
     InputEvent,
+    InvoicePaid,
     JsonlCodec,
     ReferralDecision,
     ReferrerKind,
     RewardKind,
 )
+from streams.kafka.connection import client_kwargs
 from streams.replay import replay
 from streams.rules import load_terms
+from streams.rules.model import AccountOpened
 from tests.builders import (
     DAY,
     HOUR,
@@ -362,3 +367,44 @@ async def test_a_restarted_worker_resumes_from_its_changelog_without_a_second_gr
         assert len(again["reward-granted"]) == len(expected["reward-granted"])
     finally:
         worker.stop()
+
+
+async def test_r6_an_invoice_on_another_partition_than_its_account_earns_once_through_the_journal(
+    kafka_bootstrap: str, tmp_path: Path, terms_file: Path, names: tuple[str, str]
+) -> None:
+    """The account agent applies billing's invoices where they sit, on their account's
+    partition, with no journal hop; an invoice that an upstream keyed otherwise sits on another
+    partition, whose agent must not write the account: it goes through the account journal to
+    the account's own partition, and earns its reward once all the same."""
+    app_id, prefix = names
+    events = [*full_story("direct", T0), *full_story("moved", T0 + HOUR)]
+    moved = events[-1]
+    assert isinstance(moved, InvoicePaid)
+    elsewhere = (partition_of(moved.account_id.encode(), 8) + 3) % 8
+    worker = WorkerProcess(kafka_bootstrap, app_id, prefix, tmp_path / "w", terms_file).start()
+    try:
+        worker.wait_ready()
+        await produce(kafka_bootstrap, prefix, events[:-1])
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, **client_kwargs())
+        await producer.start()
+        try:
+            value = AvroCodec().encode_record(moved)
+            await producer.send_and_wait(
+                prefix + "invoice-paid", value, key=b"not-the-account", partition=elsewhere
+            )
+        finally:
+            await producer.stop()
+        await produce(kafka_bootstrap, prefix, [ClockAdvanced(AS_OF)])
+        outputs = await wait_for_outputs(kafka_bootstrap, prefix, {"reward-granted": 2})
+        journal = await read_topic(kafka_bootstrap, f"{app_id}-account-journal")
+    finally:
+        worker.stop()
+    assert sorted(r["lead_id"] for r in outputs["reward-granted"]) == ["direct", "moved"]
+    journaled = [
+        decode_message(value or b"")
+        for record in journal
+        for _, value in unpack(record.key, record.value)
+    ]
+    invoices = [m.event_id for m in journaled if isinstance(m, InvoicePaid)]
+    assert invoices == [moved.event_id]  # the direct invoice took no journal hop
+    assert sum(isinstance(m, AccountOpened) for m in journaled) == 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -23,9 +24,18 @@ from streams.contracts import (
 )
 from streams.contracts.records import DecisionStatus
 from streams.replay import ReplaySummary
-from streams.rules import Engine, lead_step, parse_terms, referrer_step, reward_id, route_of
+from streams.rules import (
+    Engine,
+    account_step,
+    lead_step,
+    parse_terms,
+    referrer_step,
+    reward_id,
+    route_of,
+)
 from streams.rules.lead import REWARD_NAMESPACE
 from streams.rules.model import (
+    AccountOpened,
     FirstInvoicePaid,
     GrantRequested,
     LeadStatus,
@@ -314,6 +324,42 @@ def test_r6_a_second_first_invoice_is_ignored() -> None:
         as_of=T0 + 40 * DAY,
     )
     assert result.reward("lead-1").first_invoice_id == "inv-A"
+
+
+def _interleavings(a: list[Any], b: list[Any]) -> list[list[Any]]:
+    """Every merge of `a` and `b` that keeps the order within each."""
+    if not a or not b:
+        return [a + b]
+    return [[a[0], *rest] for rest in _interleavings(a[1:], b)] + [
+        [b[0], *rest] for rest in _interleavings(a, b[1:])
+    ]
+
+
+def test_r6_the_account_step_forwards_the_same_first_invoice_however_its_two_logs_interleave() -> (
+    None
+):
+    """Live, the account agent reads its journal (the leads that opened the account) and
+    billing's invoices on two partitions whose interleaving no log records: what it forwards
+    must be the same for every interleaving, the first lead that opened the account with the
+    first invoice paid on it, once."""
+    opened = [AccountOpened("acc-1", "lead-1"), AccountOpened("acc-1", "lead-2")]
+    first = paid("acc-1", invoice_id="inv-A", event_id="pay-A")
+    invoices = [first, first, paid("acc-1", invoice_id="inv-B", event_id="pay-B")]
+    forwarded = set()
+    for messages in _interleavings(opened, invoices):
+        state, sent = None, []
+        for message in messages:
+            state, emits = account_step(state, message)
+            sent.extend(emits)
+        assert len(sent) == 1
+        forwarded.add(sent[0])
+    assert forwarded == {
+        Send(
+            Route.LEAD,
+            "lead-1",
+            FirstInvoicePaid("lead-1", "acc-1", "inv-A", first.occurred_at, "pay-A"),
+        )
+    }
 
 
 def test_r6_later_invoices_of_accounts_no_lead_signed_leave_no_state() -> None:
