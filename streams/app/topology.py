@@ -1,10 +1,9 @@
 """The live topology: Faust agents and tables around the pure rules core (one wiring point).
 
-    inputs (Avro) --ingest--> lead journal ----leads----> decisions, account/referee/referrer
-    invoice-paid ---------+
-    account journal ------+--account--> lead journal
-                               referee journal -referees-> lead journal
-                               referrer journal -referrers-> reward-granted, decisions, lead
+    other inputs (Avro) --ingest--> lead journal --leads--> decisions, account/referee/referrer
+    invoice-paid (Avro) + account journal --account--> lead journal
+                               referee journal --referees--> lead journal
+                               referrer journal --referrers--> reward-granted, decisions, lead
 
 Invoices are the account step's own input: billing keys them by account, so an invoice sits
 on the partition of its account's journal and table, and the account agent applies it there
@@ -22,7 +21,8 @@ topic back. What one step sends another travels packed (streams.app.packing).
 
 Every step's state has exactly one writer: the agent that owns the journal partition its key
 hashes to. Journals record, per partition, each message in the order it was applied, clock
-records included, so replaying them reproduces every output. Every agent works in batches
+records included, so replaying them (and the invoices, for the account step) reproduces every
+output. Every agent works in batches
 (streams.app.staging): the batch's outputs are acknowledged by the broker before its state is
 written, and its state before its offsets are acked, so a worker killed at any moment loses
 nothing; what it redoes gives the same records again (ids derived from the lead, steps
