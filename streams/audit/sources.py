@@ -12,11 +12,11 @@ from operator import itemgetter
 from streams.app.journal import decode_message, journal_topic
 from streams.app.packing import PackError, unpack
 from streams.app.settings import Topics
-from streams.contracts import AvroCodec, ClockAdvanced, CodecError, InputEvent
+from streams.contracts import AvroCodec, ClockAdvanced, CodecError, InputEvent, InvoicePaid
 from streams.contracts.records import Record
 from streams.kafka.reader import PartitionRecords, RawRecord, ReadProgress, read_topics
 from streams.replay import LogEntry
-from streams.rules.model import Message, Route
+from streams.rules.model import FirstInvoicePaid, Message, Route
 
 # Among records with the same Kafka timestamp, a fixed topic order keeps the merge stable.
 _TOPIC_RANK = {
@@ -186,14 +186,22 @@ class Journals:
 
     @property
     def input_events(self) -> int:
-        """How many input events (from the CRM and billing) the journals carry."""
-        return sum(
-            1
-            for partitions in self.partitions.values()
-            for messages in partitions.values()
-            for _, message in messages
-            if isinstance(message, InputEvent)
-        )
+        """How many input events (from the CRM and billing) the journals carry: each one
+        journaled, and each first invoice that reached its lead from the account agent, which
+        reads billing's invoices itself (the lead journal carries it as FirstInvoicePaid)."""
+        events = 0
+        journaled: set[str] = set()  # invoices in the account journal (forwarded, or older)
+        reached: set[str] = set()  # first invoices that reached their lead, by event id
+        for partitions in self.partitions.values():
+            for messages in partitions.values():
+                for _, message in messages:
+                    if isinstance(message, InputEvent):
+                        events += 1
+                        if type(message) is InvoicePaid:
+                            journaled.add(message.event_id)
+                    elif type(message) is FirstInvoicePaid:
+                        reached.add(message.event_id)
+        return events + len(reached - journaled)
 
 
 async def read_journals(bootstrap: str, app_id: str, *, quiet: bool = False) -> Journals:
