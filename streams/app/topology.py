@@ -21,12 +21,11 @@ topic back. What one step sends another travels packed (streams.app.packing).
 
 Every step's state has exactly one writer: the agent that owns the journal partition its key
 hashes to. Journals record, per partition, each message in the order it was applied, clock
-records included, so replaying them (and the invoices, for the account step) reproduces every
-output. Every agent works in batches
-(streams.app.staging): the batch's outputs are acknowledged by the broker before its state is
-written, and its state before its offsets are acked, so a worker killed at any moment loses
-nothing; what it redoes gives the same records again (ids derived from the lead, steps
-deduping by state).
+records included, so replaying them (and the invoices, for the account step) reproduces
+every output. Every agent works in batches (streams.app.staging): the batch's outputs are
+acknowledged by the broker before its state is written, and its state before its offsets
+are acked, so a worker killed at any moment loses nothing; what it redoes gives the same
+records again (ids derived from the lead, steps deduping by state).
 """
 
 from __future__ import annotations
@@ -657,6 +656,8 @@ class ReferralWorker:
     def _step(
         self, states: StagedTable[S], step: Callable[[Any, Any], Any], key: str, message: Any
     ) -> list[Outgoing]:
+        """`message` applied to the state of `key`: the state staged if it changed, the
+        outputs as records."""
         before = states.get(key)
         after, emits = step(before, message)
         if after != before:
