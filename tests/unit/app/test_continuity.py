@@ -99,6 +99,68 @@ async def test_r13_a_gap_holding_records_is_never_accepted() -> None:
     assert offsets(await continuity.admit([Event(TOPIC, o) for o in (7, 8)])) == [7, 8]
 
 
+def counting_guard(
+    consumer: Consumer, committed: dict[TP, int], empty: frozenset[int] = frozenset()
+) -> tuple[Continuity, list[tuple[int, int]]]:
+    """A guard whose reads of the broker (gap checks) are recorded as (first, end)."""
+    reads: list[tuple[int, int]] = []
+
+    async def starts(tps: set[TP]) -> dict[TP, int]:
+        return {tp: committed[tp] for tp in tps}
+
+    async def gap_is_empty(tp: TP, first: int, end: int) -> bool:
+        reads.append((first, end))
+        return all(o in empty for o in range(first, end))
+
+    return Continuity(starts, gap_is_empty, lambda: consumer), reads
+
+
+async def test_r13_records_fetched_before_a_seek_back_are_dropped_without_reading_again() -> None:
+    """A fetch can bring several rounds' records ahead of a partition's first ones: after the
+    one gap read that sends it back, the rest are dropped and the partition sent back again
+    as they come, without reading the broker about each (a read under a lock each)."""
+    consumer = Consumer(TOPIC)
+    continuity, reads = counting_guard(consumer, {TOPIC: 0})
+    assert await continuity.admit([Event(TOPIC, 6)]) == []
+    stale = [Event(TOPIC, o) for o in (7, 8)]
+    assert await continuity.admit(stale) == []
+    assert await continuity.admit([Event(TOPIC, 9)]) == []
+    assert reads == [(0, 6)]
+    assert consumer.sought == [(TOPIC, 0)] * 3
+    assert all(e.message.acked for e in stale)  # dropped: never committed by them
+    again = [Event(TOPIC, o) for o in range(10)]
+    assert offsets(await continuity.admit(again)) == list(range(10))
+    assert await continuity.admit([Event(TOPIC, 12)]) == []  # a new skip is looked at again
+    assert reads == [(0, 6), (10, 12)]
+
+
+async def test_a_seek_back_that_lands_past_transaction_markers_is_accepted() -> None:
+    """The first record after a seek back comes before the one that caused it: it is judged
+    afresh (offsets 0-2 are markers, 3 the first record), not taken for a stale one."""
+    consumer = Consumer(TOPIC)
+    continuity, reads = counting_guard(consumer, {TOPIC: 0}, empty=frozenset({0, 1, 2}))
+    assert await continuity.admit([Event(TOPIC, 6)]) == []
+    assert offsets(await continuity.admit([Event(TOPIC, o) for o in (3, 4, 5, 6)])) == [3, 4, 5, 6]
+    assert reads == [(0, 6), (0, 3)]
+
+
+async def test_r13_the_stall_check_looks_afresh_at_what_comes_after_its_seek_back() -> None:
+    """A seek back whose records never came (the stall check sends the partition back again):
+    the next record ahead is read about again, not dropped as stale for ever."""
+    consumer = Consumer(TOPIC)
+    continuity, reads = counting_guard(consumer, {TOPIC: 0}, empty=frozenset(range(6)))
+    assert await continuity.admit([Event(TOPIC, 7)]) == []  # 6 holds a record
+
+    async def ends(tps: set[TP]) -> dict[TP, int]:
+        return {tp: 8 for tp in tps}
+
+    idle = {TOPIC.topic}
+    await continuity.check_stalls(idle, idle, ends)
+    assert await continuity.check_stalls(idle, idle, ends) == [TOPIC]
+    assert offsets(await continuity.admit([Event(TOPIC, 7)])) == []
+    assert reads == [(0, 7), (0, 7)]
+
+
 async def test_after_a_revocation_the_next_assignment_starts_from_committed_offsets() -> None:
     consumer = Consumer(TOPIC)
     committed = {TOPIC: 3}
