@@ -200,6 +200,9 @@ class ReferralWorker:
         install_eager_delivery()
         self._timers_by_partition: dict[int, list[tuple[int, str]]] | None = None
         self._kafka_clients: tuple[Any, Any] | None = None
+        # Every agent's first round asks for committed offsets at once: one pair of clients
+        # for all of them (each made its own, and all but one were left unclosed)
+        self._starting_clients = asyncio.Lock()
         self._build_topics()
         self._build_tables()
         self._build_agents()
@@ -802,17 +805,18 @@ class ReferralWorker:
         from aiokafka import AIOKafkaConsumer
         from aiokafka.admin import AIOKafkaAdminClient
 
-        if self._kafka_clients is None:
-            admin = AIOKafkaAdminClient(
-                bootstrap_servers=self.settings.bootstrap, **client_kwargs()
-            )
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.settings.bootstrap, **client_kwargs()
-            )
-            await admin.start()
-            await consumer.start()
-            self._kafka_clients = (admin, consumer)
-        return self._kafka_clients
+        async with self._starting_clients:
+            if self._kafka_clients is None:
+                admin = AIOKafkaAdminClient(
+                    bootstrap_servers=self.settings.bootstrap, **client_kwargs()
+                )
+                consumer = AIOKafkaConsumer(
+                    bootstrap_servers=self.settings.bootstrap, **client_kwargs()
+                )
+                await admin.start()
+                await consumer.start()
+                self._kafka_clients = (admin, consumer)
+            return self._kafka_clients
 
     async def _start_offsets(self, tps: set[TP]) -> dict[TP, int]:
         """Where the group resumes each partition: its committed offset, else the log start

@@ -399,6 +399,8 @@ async def test_r6_an_invoice_on_another_partition_than_its_account_earns_once_th
         journal = await read_topic(kafka_bootstrap, f"{app_id}-account-journal")
     finally:
         worker.stop()
+    # the agents' first rounds share one pair of offset clients (each made its own before)
+    assert "Unclosed AIOKafka" not in worker.log_path.read_text()
     assert sorted(r["lead_id"] for r in outputs["reward-granted"]) == ["direct", "moved"]
     journaled = [
         decode_message(value or b"")
