@@ -596,7 +596,9 @@ class ReferralWorker:
             if message.topic != self.invoices_name:
                 return journal(event, key, value)
             invoice = self._input(event, value)
-            send = route_of(invoice) if isinstance(invoice, InvoicePaid) else None
+            if not isinstance(invoice, InvoicePaid):  # to the dead letters, never dropped
+                raise CodecError(f"{type(invoice).__name__} on the invoice topic")
+            send = route_of(invoice)
             if send is None:
                 return []  # a later invoice (R6)
             if partition_of(send.key.encode(), self.partitions) != message.partition:

@@ -123,6 +123,18 @@ def _describe(difference: Difference) -> str:
     return f"{difference.kind} {difference.topic} {difference.lead_id}{status} ({difference.cause})"
 
 
+def _routed(entries: list[InputEvent | ClockAdvanced], route: Route) -> list[InputEvent]:
+    """The input events that go to `route`'s step (by `route_of`, as live)."""
+    out = []
+    for entry in entries:
+        if isinstance(entry, ClockAdvanced):
+            continue
+        send = route_of(entry)
+        if send is not None and send.route is route:
+            out.append(entry)
+    return out
+
+
 def _inputs_not_applied(entries: list[InputEvent | ClockAdvanced], journals: Journals) -> list[str]:
     """Input events (by event id) that ingest routes and that never reached the lead journal.
     Invoices are the account step's own input: one it lost shows in hop 2 (its first invoice
@@ -133,14 +145,11 @@ def _inputs_not_applied(entries: list[InputEvent | ClockAdvanced], journals: Jou
         for _, message in messages
         if isinstance(message, InputEvent)
     }
-    missing = []
-    for entry in entries:
-        if isinstance(entry, ClockAdvanced):
-            continue
-        send = route_of(entry)
-        if send is not None and send.route is Route.LEAD and entry.event_id not in seen:
-            missing.append(f"{entry.topic} {entry.event_id}")
-    return missing
+    return [
+        f"{entry.topic} {entry.event_id}"
+        for entry in _routed(entries, Route.LEAD)
+        if entry.event_id not in seen
+    ]
 
 
 def _messages_lost(
@@ -164,17 +173,16 @@ def _messages_lost(
         Route.REFEREE: referee_step,
         Route.REFERRER: referrer_step,
     }
-    # What the account step forwards does not depend on how its journal and the invoices
-    # interleaved (streams.app.topology): the invoices may follow the journal.
-    invoices = [
-        send.message
-        for send in map(route_of, (e for e in entries if not isinstance(e, ClockAdvanced)))
-        if send is not None and send.route is Route.ACCOUNT
-    ]
     for route, step in steps.items():
+        applied: list[Any] = [
+            m for _, ms in sorted(journals.partitions.get(route, {}).items()) for _, m in ms
+        ]
+        if route is Route.ACCOUNT:
+            # The invoices it read itself; what it forwards does not depend on how they and
+            # its journal interleaved (streams.app.topology), so they may follow the journal.
+            applied += _routed(entries, Route.ACCOUNT)
         states: dict[str, Any] = {}
-        applied = [m for _, ms in sorted(journals.partitions.get(route, {}).items()) for _, m in ms]
-        for message in [*applied, *invoices] if route is Route.ACCOUNT else applied:
+        for message in applied:
             key = _state_key(message)
             states[key], emits = step(states.get(key), message)
             sent.extend(e for e in emits if isinstance(e, Send))
