@@ -17,7 +17,8 @@ partition no longer assigned are dropped. A dropped record is never acked.
 
 So a partition's acked offsets are exactly the records applied, in order, since the
 committed offset, and `install_commit_point` makes Faust commit one past the last of them,
-never taking offsets it did not see as done (its "gap" merge did that).
+never taking offsets it did not see as done (its "gap" merge did that), and makes its fetch
+loop hand over every record it fetched (`ReadOffsets`): which ones to apply is the guard's call.
 """
 
 from __future__ import annotations
@@ -61,9 +62,10 @@ class Continuity:
         # call (a set of ~80 partitions), and a round at light load holds a record or two.
         self._assigned: set[TP] | None = None
         self._reported: set[tuple[TP, int]] = set()
-        # tp -> the offset whose early arrival showed a record skipped: a record from there
-        # on is sent back again without another read of the broker (a gap read under a lock
-        # each: 470 of them in one drain whose partitions all started ahead, against 26)
+        # tp -> the offset whose early arrival showed a record skipped: the records from there
+        # on that the fetch before the seek still holds are dropped, without another read of
+        # the broker (a gap read under a lock each: 470 in one drain whose partitions all
+        # started ahead) and without another seek (each one threw away what the last fetched)
         self._sought: dict[TP, int] = {}
         # tp -> (expected offset at the last stall check, checks in a row without progress)
         self._last_check: dict[TP, tuple[int, int]] = {}
@@ -108,8 +110,7 @@ class Continuity:
                 self._next[tp] = offset + 1
                 sought.pop(tp, None)
             elif offset >= sought.get(tp, offset + 1):
-                drop(event, consumer)  # still ahead: back again, no need to read the broker
-                seek.add(tp)
+                drop(event, consumer)  # fetched before the seek back: the seek brings it again
             elif await self._empty(tp, expected, offset):
                 admitted.append(event)
                 self._next[tp] = offset + 1
@@ -194,8 +195,33 @@ def _commit_point(consumer: Any, tp: TP) -> int | None:
     return offset
 
 
+class ReadOffsets(dict[TP, int | None]):
+    """Faust's read offsets for agents behind `Continuity`: kept (the lag metric reads them
+    with `get`), never used to drop a record. Faust's fetch loop drops a record below its
+    partition's read offset, and sets that offset after each record it hands over, the ones
+    a fetch before a seek back still held included: so it dropped what the seek brought, and
+    a partition that started ahead came back only once a seek landed after the last stale
+    record (a drain a quarter slower). The guard drops what is behind and seeks back what is
+    ahead; this filter had nothing left to add."""
+
+    def __getitem__(self, tp: TP) -> None:
+        return None  # Faust's loop: no record is behind, no gap to record
+
+
 def install_commit_point() -> None:
-    """Make every Faust consumer of this process commit by `_commit_point` (idempotent)."""
+    """Make every Faust consumer of this process commit by `_commit_point` and hand its
+    agents every record it fetched (`ReadOffsets`); idempotent."""
     from faust.transport.consumer import Consumer
 
     Consumer._new_offset = _commit_point  # type: ignore[assignment]
+    reset = Consumer._reset_state
+    if getattr(reset, "keeps_read_offsets", False):
+        return
+
+    def _reset_state(self: Any) -> None:
+        reset(self)
+        if not isinstance(self._read_offset, ReadOffsets):
+            self._read_offset = ReadOffsets(self._read_offset)
+
+    _reset_state.keeps_read_offsets = True  # type: ignore[attr-defined]
+    Consumer._reset_state = _reset_state  # type: ignore[method-assign]

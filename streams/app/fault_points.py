@@ -10,6 +10,10 @@ default) the agent reaches the point of its batch round (streams.app.staging):
 - `stored`: the round's state is written and flushed to its changelog; its offsets are not
   acked.
 
+`REFERRAL_FAULT="<agent>:ahead:<n>"` kills nothing: the first batch of the agent's that holds
+a partition loses the partition's records below offset n, unacked, as Faust sometimes hands a
+partition over from past where the group stands (streams.app.continuity seeks it back).
+
 Unset (always, in production) it costs one attribute test per batch.
 """
 
@@ -19,10 +23,16 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+from faust.types import TP, EventT
+
+from streams.app.continuity import drop
 
 ENV = "REFERRAL_FAULT"
 POINTS = ("computed", "delivered", "stored")
+AHEAD = "ahead"
 log = logging.getLogger("referral.worker")
 
 
@@ -33,6 +43,7 @@ class FaultPoints:
     nth: int = 1
     seen: int = 0
     flush: Callable[[], Awaitable[None]] | None = None  # the producer's, before a kill
+    met: set[TP] = field(default_factory=set)  # partitions an `ahead` fault has seen
 
     @classmethod
     def from_env(cls) -> FaultPoints:
@@ -41,8 +52,9 @@ class FaultPoints:
             return cls()
         agent, _, rest = spec.partition(":")
         point, _, nth = rest.partition(":")
-        if point not in POINTS or not agent:
-            raise ValueError(f"{ENV}={spec!r}: expected <agent>:<{'|'.join(POINTS)}>[:<n>]")
+        if point not in (*POINTS, AHEAD) or not agent:
+            points = "|".join((*POINTS, AHEAD))
+            raise ValueError(f"{ENV}={spec!r}: expected <agent>:<{points}>[:<n>]")
         return cls(agent, point, int(nth or 1))
 
     async def reached(self, agent: str, point: str) -> None:
@@ -55,3 +67,21 @@ class FaultPoints:
             await self.flush()  # the changelog holds the new state: the worst moment to die
         log.warning("fault injection: SIGKILL at %s:%s (%d)", agent, point, self.seen)
         os.kill(os.getpid(), signal.SIGKILL)
+
+    def ahead(self, agent: str, events: list[EventT[Any]], consumer: Any) -> list[EventT[Any]]:
+        """The batch as the agent gets it: under an `ahead` fault, the first batch holding a
+        partition loses that partition's records below offset n (dropped unacked)."""
+        if self.point != AHEAD or agent != self.agent:
+            return events
+        kept: list[EventT[Any]] = []
+        met: set[TP] = set()
+        for event in events:
+            tp, offset = event.message.tp, event.message.offset
+            if tp not in self.met and offset < self.nth:
+                drop(event, consumer)
+                log.warning("fault injection: %s[%d] offset %d skipped", *tp, offset)
+            else:
+                kept.append(event)
+            met.add(tp)
+        self.met |= met
+        return kept

@@ -443,11 +443,12 @@ class ReferralWorker:
             committer = asyncio.ensure_future(self._committing(committing))
             started = clock()
             try:
-                async for events in take_batches(stream, batch_size, within, weight):
+                async for batch in take_batches(stream, batch_size, within, weight):
                     outgoing: list[Outgoing] = []
                     taken = clock()
-                    self._count_round(name, events, weight)
+                    self._count_round(name, batch, weight)
                     spent[name, "wait"] += taken - started
+                    events = self.faults.ahead(name, batch, self.app.consumer)
                     for event in await self.continuity.admit(events):
                         outgoing.extend(self._apply(event, handle, tables, on_failure))
                     for table in tables:

@@ -25,10 +25,10 @@ from tests.e2e.harness import WorkerProcess, produce, wait_for_outputs
 pytestmark = pytest.mark.e2e
 
 
-def story() -> list[InputEvent | ClockAdvanced]:
-    """Three leads of one referrer, each signed and paid; a clock record past their holds."""
+def story(leads: int = 3) -> list[InputEvent | ClockAdvanced]:
+    """Leads of one referrer, each signed and paid; a clock record past their holds."""
     events: list[InputEvent | ClockAdvanced] = []
-    for n in range(3):
+    for n in range(leads):
         lead_id = f"crash-{n}"
         events += [
             lead(
@@ -84,3 +84,36 @@ async def test_r13_a_worker_killed_inside_a_round_loses_no_reward(
     assert sorted(rewards) == sorted(r.reward_id for r in expected)
     for copies in rewards.values():
         assert all(copy == copies[0] for copy in copies)  # a redelivery repeats, identically
+
+
+async def test_r13_a_partition_handed_over_past_the_group_offset_loses_no_reward(
+    kafka_bootstrap: str, tmp_path: Path, unique: str
+) -> None:
+    """Faust can hand an agent a partition from past where the group stands: here the ingest
+    agent's first batch of each input partition loses the records below offset 1. The
+    continuity guard seeks each back (at its next record, or at the stall check where none
+    comes) and every reward comes, once."""
+    terms = tmp_path / "terms.toml"
+    terms.write_text(terms_toml())
+    events = story(leads=24)
+    expected = [o for o in Engine(load_terms(terms)).run(events) if isinstance(o, RewardGranted)]
+    app_id, prefix = f"ahead-{unique}", f"ahead-{unique}."
+    worker = WorkerProcess(
+        kafka_bootstrap,
+        app_id,
+        prefix,
+        tmp_path / "data",
+        terms,
+        env={"REFERRAL_FAULT": "ingest:ahead:1"},
+    ).start()
+    try:
+        worker.wait_ready()
+        await produce(kafka_bootstrap, prefix, events)
+        found = await wait_for_outputs(kafka_bootstrap, prefix, {"reward-granted": len(expected)})
+    finally:
+        worker.stop()
+    log = worker.log_path.read_text()
+    assert "offset 0 skipped" in log
+    assert "was applied; seeking back to 0" in log
+    rewards = [r["reward_id"] for r in found["reward-granted"]]
+    assert sorted(rewards) == sorted(r.reward_id for r in expected)

@@ -3,12 +3,19 @@ committed offset, whatever Faust hands the agent (streams.app.continuity)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from typing import Any
 
 from faust.types import TP
 
-from streams.app.continuity import STALLED_CHECKS, Continuity, _commit_point
+from streams.app.continuity import (
+    STALLED_CHECKS,
+    Continuity,
+    ReadOffsets,
+    _commit_point,
+    install_commit_point,
+)
 
 TOPIC = TP("invoice-paid", 3)
 
@@ -115,10 +122,11 @@ def counting_guard(
     return Continuity(starts, gap_is_empty, lambda: consumer), reads
 
 
-async def test_r13_records_fetched_before_a_seek_back_are_dropped_without_reading_again() -> None:
+async def test_r13_records_fetched_before_a_seek_back_are_dropped_unread_and_unsought() -> None:
     """A fetch can bring several rounds' records ahead of a partition's first ones: after the
-    one gap read that sends it back, the rest are dropped and the partition sent back again
-    as they come, without reading the broker about each (a read under a lock each)."""
+    one gap read that sends it back, the rest are dropped as they come, without reading the
+    broker about each (a read under a lock each) nor seeking again (each seek would throw away
+    what the last one fetched)."""
     consumer = Consumer(TOPIC)
     continuity, reads = counting_guard(consumer, {TOPIC: 0})
     assert await continuity.admit([Event(TOPIC, 6)]) == []
@@ -126,12 +134,36 @@ async def test_r13_records_fetched_before_a_seek_back_are_dropped_without_readin
     assert await continuity.admit(stale) == []
     assert await continuity.admit([Event(TOPIC, 9)]) == []
     assert reads == [(0, 6)]
-    assert consumer.sought == [(TOPIC, 0)] * 3
+    assert consumer.sought == [(TOPIC, 0)]
     assert all(e.message.acked for e in stale)  # dropped: never committed by them
     again = [Event(TOPIC, o) for o in range(10)]
     assert offsets(await continuity.admit(again)) == list(range(10))
     assert await continuity.admit([Event(TOPIC, 12)]) == []  # a new skip is looked at again
     assert reads == [(0, 6), (10, 12)]
+    assert consumer.sought == [(TOPIC, 0), (TOPIC, 10)]
+
+
+def test_r13_faust_hands_the_guard_every_record_it_fetched() -> None:
+    """Faust's fetch loop drops a record below its partition's read offset, which it sets
+    from the records it hands over, stale ones included: after a seek back, it dropped what
+    the seek brought. With the guard installed, its read offsets drop nothing and still
+    answer the lag metric."""
+    from faust.transport.drivers.aiokafka import Consumer as FaustConsumer
+
+    install_commit_point()
+    install_commit_point()  # idempotent: one wrapper, not two
+    consumer: Any = FaustConsumer.__new__(FaustConsumer)
+    consumer._read_offset = defaultdict(lambda: None, {TOPIC: 4})
+    consumer.can_resume_flow = consumer.suspend_flow = asyncio.Event()
+    consumer.not_waiting_next_records = asyncio.Event()
+    consumer._reset_state()
+    read_offset = consumer._read_offset
+    assert isinstance(read_offset, ReadOffsets)
+    read_offset[TOPIC] = 9  # Faust's loop, after handing over offset 9 of a stale fetch
+    assert read_offset[TOPIC] is None  # ... its filter then lets offset 0 through
+    assert read_offset.get(TOPIC) == 9  # the lag metric's reading
+    consumer._reset_state()
+    assert consumer._read_offset is read_offset
 
 
 async def test_a_seek_back_that_lands_past_transaction_markers_is_accepted() -> None:
