@@ -10,8 +10,8 @@ default) the agent reaches the point of its batch round (streams.app.staging):
 - `stored`: the round's state is written and flushed to its changelog; its offsets are not
   acked.
 
-`REFERRAL_FAULT="<agent>:ahead:<n>"` kills nothing: the first batch of the agent's that holds
-a partition loses the partition's records below offset n, unacked, as Faust sometimes hands a
+`REFERRAL_FAULT="<agent>:ahead:<n>"` kills nothing: the agent's first batch holding each
+partition loses that partition's records below offset n, unacked, as Faust sometimes hands a
 partition over from past where the group stands (streams.app.continuity seeks it back).
 
 Unset (always, in production) it costs one attribute test per batch.

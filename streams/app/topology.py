@@ -118,8 +118,8 @@ STALL_CHECK_S = 10.0  # how often partitions with records left but no progress a
 # The cyclic collector's young generation is collected once 20,000 more container objects
 # exist than were freed (Python's default: 700). A round holds thousands of records, events
 # and states in flight, and at 700 the collector ran ~2,300 times a 100k drain, its older
-# generations ~240 times, re-walking what the rounds in flight hold: 2.3-2.8 s of the main
-# thread (gc callbacks), against 0.15-0.2 s here. Reference counting frees nearly all of it;
+# generations ~240 times, re-walking what the rounds in flight hold: 2.2-2.4 s of the main
+# thread (gc callbacks), against 0.1-0.2 s here. Reference counting frees nearly all of it;
 # the older generations keep the default ratios, so cycles are still collected.
 COLLECTOR_THRESHOLDS = (20_000, 10, 10)
 
