@@ -44,6 +44,19 @@ def story(leads: int = 3) -> list[InputEvent | ClockAdvanced]:
     return events
 
 
+def faulty_worker(
+    bootstrap: str, folder: Path, prefix: str, fault: str, events: list[InputEvent | ClockAdvanced]
+) -> tuple[list[RewardGranted], WorkerProcess]:
+    """The rewards the core gives `events`, and a worker started with REFERRAL_FAULT=`fault`
+    on the topics of `prefix` (its group named after them)."""
+    terms = folder / "terms.toml"
+    terms.write_text(terms_toml())
+    expected = [o for o in Engine(load_terms(terms)).run(events) if isinstance(o, RewardGranted)]
+    env = {"REFERRAL_FAULT": fault}
+    worker = WorkerProcess(bootstrap, prefix.rstrip("."), prefix, folder / "data", terms, env=env)
+    return expected, worker.start()
+
+
 @pytest.mark.parametrize(
     ("agent", "point"),
     # The account agent applies invoices straight from billing's topic: its `stored` point
@@ -53,20 +66,12 @@ def story(leads: int = 3) -> list[InputEvent | ClockAdvanced]:
 async def test_r13_a_worker_killed_inside_a_round_loses_no_reward(
     kafka_bootstrap: str, tmp_path: Path, unique: str, agent: str, point: str
 ) -> None:
-    terms = tmp_path / "terms.toml"
-    terms.write_text(terms_toml())
     events = story()
-    expected = [o for o in Engine(load_terms(terms)).run(events) if isinstance(o, RewardGranted)]
+    prefix = f"crash-{unique}."
+    expected, worker = faulty_worker(
+        kafka_bootstrap, tmp_path, prefix, f"{agent}:{point}:1", events
+    )
     assert len(expected) == 3
-    app_id, prefix = f"crash-{unique}", f"crash-{unique}."
-    worker = WorkerProcess(
-        kafka_bootstrap,
-        app_id,
-        prefix,
-        tmp_path / "data",
-        terms,
-        env={"REFERRAL_FAULT": f"{agent}:{point}:1"},
-    ).start()
     try:
         worker.wait_ready()
         await produce(kafka_bootstrap, prefix, events)
@@ -93,19 +98,9 @@ async def test_r13_a_partition_handed_over_past_the_group_offset_loses_no_reward
     agent's first batch of each input partition loses the records below offset 1. The
     continuity guard seeks each back (at its next record, or at the stall check where none
     comes) and every reward comes, once."""
-    terms = tmp_path / "terms.toml"
-    terms.write_text(terms_toml())
     events = story(leads=24)
-    expected = [o for o in Engine(load_terms(terms)).run(events) if isinstance(o, RewardGranted)]
-    app_id, prefix = f"ahead-{unique}", f"ahead-{unique}."
-    worker = WorkerProcess(
-        kafka_bootstrap,
-        app_id,
-        prefix,
-        tmp_path / "data",
-        terms,
-        env={"REFERRAL_FAULT": "ingest:ahead:1"},
-    ).start()
+    prefix = f"ahead-{unique}."
+    expected, worker = faulty_worker(kafka_bootstrap, tmp_path, prefix, "ingest:ahead:1", events)
     try:
         worker.wait_ready()
         await produce(kafka_bootstrap, prefix, events)
