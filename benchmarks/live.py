@@ -83,6 +83,7 @@ async def drain(
         if profile and procs[0].proc is not None:
             spy = profiler(procs[0].proc.pid, profile)
         records = backlog(events)  # the scenario made and encoded before the clock starts
+        cpu_before = sum(cpu_seconds(p.proc.pid) for p in procs if p.proc is not None)
         start = time.perf_counter()
         count = await publish(bootstrap, topics, records)
         published = time.perf_counter() - start
@@ -99,6 +100,7 @@ async def drain(
                 else:
                     drained = time.perf_counter()
         seconds = drained - start
+        cpu = sum(cpu_seconds(p.proc.pid) for p in procs if p.proc is not None) - cpu_before
         peak = max(state.memory_mb(p.proc.pid, "VmHWM") for p in procs if p.proc is not None)
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
@@ -113,8 +115,20 @@ async def drain(
         "publish_s": round(published, 1),
         "drain_s": round(seconds, 1),
         "events_per_s": round(count / seconds),
+        # The workers' CPU (user + system, all threads) per event: the work itself, which a
+        # slow phase of the VM moves far less than the drain's time.
+        "cpu_us_per_event": round(cpu / count * 1e6),
         "peak_rss_mb": round(peak),
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far, all threads (/proc/PID/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def run(
@@ -401,7 +415,8 @@ def report(result: dict[str, Any]) -> str:
         rate, rss = one["events_per_s"], one["peak_rss_mb"]
         lines += [
             f"backlog of {one['events']} events (published in {one['publish_s']} s)",
-            f"one worker : {one['drain_s']:7.1f} s {rate:>9,} events/s  peak RSS {rss} MB",
+            f"one worker : {one['drain_s']:7.1f} s {rate:>9,} events/s  peak RSS {rss} MB, "
+            f"{one['cpu_us_per_event']} µs CPU per event",
             f"raw client : {raw['seconds']:7.1f} s {raw['events_per_s']:>9,} events/s  "
             "(read + decode)",
             f"ratio      : {result['ratio']}",
@@ -409,7 +424,10 @@ def report(result: dict[str, Any]) -> str:
     if "two_workers" in result:
         two = result["two_workers"]
         rate, times = two["events_per_s"], result["two_over_one"]
-        lines.append(f"two workers: {two['drain_s']:7.1f} s {rate:>9,} events/s  ({times}x one)")
+        lines.append(
+            f"two workers: {two['drain_s']:7.1f} s {rate:>9,} events/s  ({times}x one), "
+            f"{two['cpu_us_per_event']} µs CPU per event (both)"
+        )
     if "state" in result:
         lines.append(state.describe(result["state"]))
     return "\n".join(lines)
