@@ -115,8 +115,8 @@ async def drain(
         "publish_s": round(published, 1),
         "drain_s": round(seconds, 1),
         "events_per_s": round(count / seconds),
-        # The workers' CPU (user + system, all threads) per event: the work itself, which a
-        # slow phase of the VM moves far less than the drain's time.
+        # The workers' CPU (user + system, all threads) per event: the work itself, beside a
+        # drain's time that the VM's phases (and the broker's share of two cores) also move.
         "cpu_us_per_event": round(cpu / count * 1e6),
         "peak_rss_mb": round(peak),
     }
