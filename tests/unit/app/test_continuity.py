@@ -148,10 +148,13 @@ def test_r13_faust_hands_the_guard_every_record_it_fetched() -> None:
     from the records it hands over, stale ones included: after a seek back, it dropped what
     the seek brought. With the guard installed, its read offsets drop nothing and still
     answer the lag metric."""
+    from faust.transport.consumer import Consumer as BaseConsumer
     from faust.transport.drivers.aiokafka import Consumer as FaustConsumer
 
     install_commit_point()
-    install_commit_point()  # idempotent: one wrapper, not two
+    wrapper = BaseConsumer._reset_state
+    install_commit_point()
+    assert BaseConsumer._reset_state is wrapper  # idempotent: one wrapper, not two
     consumer: Any = FaustConsumer.__new__(FaustConsumer)
     consumer._read_offset = defaultdict(lambda: None, {TOPIC: 4})
     consumer.can_resume_flow = consumer.suspend_flow = asyncio.Event()
