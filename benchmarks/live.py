@@ -83,7 +83,7 @@ async def drain(
         if profile and procs[0].proc is not None:
             spy = profiler(procs[0].proc.pid, profile)
         records = backlog(events)  # the scenario made and encoded before the clock starts
-        cpu_before = sum(cpu_seconds(p.proc.pid) for p in procs if p.proc is not None)
+        cpu_before = sum(state.cpu_seconds(p.proc.pid) for p in procs if p.proc is not None)
         start = time.perf_counter()
         count = await publish(bootstrap, topics, records)
         published = time.perf_counter() - start
@@ -100,7 +100,7 @@ async def drain(
                 else:
                     drained = time.perf_counter()
         seconds = drained - start
-        cpu = sum(cpu_seconds(p.proc.pid) for p in procs if p.proc is not None) - cpu_before
+        cpu = sum(state.cpu_seconds(p.proc.pid) for p in procs if p.proc is not None) - cpu_before
         peak = max(state.memory_mb(p.proc.pid, "VmHWM") for p in procs if p.proc is not None)
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
@@ -120,15 +120,6 @@ async def drain(
         "cpu_us_per_event": round(cpu / count * 1e6),
         "peak_rss_mb": round(peak),
     }
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process `pid` so far, all threads (/proc/PID/stat)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def run(

@@ -16,9 +16,10 @@ expected one (already applied, or committed before the rebalance) and a record o
 partition no longer assigned are dropped. A dropped record is never acked.
 
 So a partition's acked offsets are exactly the records applied, in order, since the
-committed offset, and `install_commit_point` makes Faust commit one past the last of them,
+committed offset, and `install_continuity` makes Faust commit one past the last of them,
 never taking offsets it did not see as done (its "gap" merge did that), and makes its fetch
-loop hand over every record it fetched (`ReadOffsets`): which ones to apply is the guard's call.
+loop hand over every record it fetched (`ReadOffsets`): which ones to apply is the guard's
+call.
 """
 
 from __future__ import annotations
@@ -208,9 +209,9 @@ class ReadOffsets(dict[TP, int | None]):
         return None  # Faust's loop: no record is behind, no gap to record
 
 
-def install_commit_point() -> None:
-    """Make every Faust consumer of this process commit by `_commit_point` and hand its
-    agents every record it fetched (`ReadOffsets`); idempotent."""
+def install_continuity() -> None:
+    """Leave every Faust consumer of this process's agents to the guard: it commits by
+    `_commit_point` and hands over every record it fetched (`ReadOffsets`); idempotent."""
     from faust.transport.consumer import Consumer
 
     Consumer._new_offset = _commit_point  # type: ignore[assignment]

@@ -45,7 +45,7 @@ import faust
 from faust.types import TP, EventT, StreamT
 
 from streams.app.batches import ack, take_batches
-from streams.app.continuity import Continuity, install_commit_point
+from streams.app.continuity import Continuity, install_continuity
 from streams.app.delivery import Acks, Outgoing, acknowledged, partition_of, send
 from streams.app.eager import install_eager_delivery
 from streams.app.fault_points import FaultPoints
@@ -204,7 +204,7 @@ class ReferralWorker:
         )
         self._reading = asyncio.Lock()  # our consumer reads one partition range at a time
         self._rounds_seen: dict[str, int] = {}  # rounds per agent at the last stall check
-        install_commit_point()  # every agent goes through the continuity guard
+        install_continuity()  # every agent goes through the continuity guard
         install_eager_delivery()
         self._timers_by_partition: dict[int, list[tuple[int, str]]] | None = None
         self._kafka_clients: tuple[Any, Any] | None = None

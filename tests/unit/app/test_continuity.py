@@ -14,7 +14,7 @@ from streams.app.continuity import (
     Continuity,
     ReadOffsets,
     _commit_point,
-    install_commit_point,
+    install_continuity,
 )
 
 TOPIC = TP("invoice-paid", 3)
@@ -151,9 +151,9 @@ def test_r13_faust_hands_the_guard_every_record_it_fetched() -> None:
     from faust.transport.consumer import Consumer as BaseConsumer
     from faust.transport.drivers.aiokafka import Consumer as FaustConsumer
 
-    install_commit_point()
+    install_continuity()
     wrapper = BaseConsumer._reset_state
-    install_commit_point()
+    install_continuity()
     assert BaseConsumer._reset_state is wrapper  # idempotent: one wrapper, not two
     consumer: Any = FaustConsumer.__new__(FaustConsumer)
     consumer._read_offset = defaultdict(lambda: None, {TOPIC: 4})
