@@ -31,29 +31,30 @@ _TO: dict[type[Any], Callable[[Any], Any]] = {}  # record class -> its conversio
 _SCALARS = (str, int, bool, float, type(None))
 
 
-def _is_record_type(hint: Any) -> bool:
+def is_record_type(hint: Any) -> bool:
     """A dataclass or a NamedTuple: a record with named, typed fields."""
     return is_dataclass(hint) or (
         isinstance(hint, type) and issubclass(hint, tuple) and hasattr(hint, "_fields")
     )
 
 
-def _field_names(cls: type[Any]) -> list[str]:
+def field_names(cls: type[Any]) -> list[str]:
     if is_dataclass(cls):
         return [f.name for f in fields(cls) if f.init]
     return list(cls._fields)
 
 
-def _from_converter(hint: Any) -> _Convert:
+def converter(hint: Any, of_record: Callable[[type[Any]], Callable[[Any], Any]]) -> _Convert:
+    """How a field's JSON value becomes the value of a field of type `hint`, decided once from
+    the type (None: it already is); a record by `of_record(its class)`."""
     origin = get_origin(hint)
-    if _is_record_type(hint):
-        cls = typing.cast(type[Any], hint)
-        return lambda value: from_plain(cls, value)
+    if is_record_type(hint):
+        return of_record(typing.cast(type[Any], hint))
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return hint
     if origin in (tuple, frozenset):
         collection = typing.cast(Callable[[Any], Any], origin)
-        inner = _from_converter(get_args(hint)[0])
+        inner = converter(get_args(hint)[0], of_record)
         if inner is None:
             return collection
         each = inner
@@ -61,16 +62,20 @@ def _from_converter(hint: Any) -> _Convert:
     if origin in (typing.Union, types.UnionType):
         args = [a for a in get_args(hint) if a is not type(None)]
         if len(args) == 1:
-            return _from_converter(args[0])
+            return converter(args[0], of_record)
     return None
+
+
+def _from_record(cls: type[Any]) -> Callable[[Any], Any]:
+    return lambda value: from_plain(cls, value)
 
 
 def _shape(cls: type[Any]) -> _Shape:
     shape = _FROM.get(cls)
     if shape is None:
         hints = get_type_hints(cls)
-        names = _field_names(cls)
-        plan = [(name, _from_converter(hints[name])) for name in names]
+        names = field_names(cls)
+        plan = [(name, converter(hints[name], _from_record)) for name in names]
         converted = [(name, convert) for name, convert in plan if convert is not None]
         shape = _FROM[cls] = _Shape(frozenset(names), converted)
     return shape
@@ -98,7 +103,7 @@ def to_plain(value: Any) -> Any:
 
 def _any_to_plain(value: Any) -> Any:
     """The conversion decided by the value itself, for fields whose type says too little."""
-    if _is_record_type(type(value)):
+    if is_record_type(type(value)):
         return _record_to_plain(type(value))(value)
     if isinstance(value, enum.Enum):
         return value.value
@@ -115,7 +120,7 @@ def _to_converter(hint: Any) -> _Convert:
     origin, args = get_origin(hint), get_args(hint)
     if hint in _SCALARS:
         return None
-    if _is_record_type(hint):
+    if is_record_type(hint):
         return _record_to_plain(typing.cast(type[Any], hint))
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return _enum_value
@@ -159,7 +164,7 @@ def _record_to_plain(cls: type[Any]) -> Callable[[Any], Any]:
     if convert is None:
         _TO[cls] = partial(_deferred, cls)  # for a record that contains itself
         hints = get_type_hints(cls)
-        plan = [(name, _to_converter(hints[name])) for name in _field_names(cls)]
+        plan = [(name, _to_converter(hints[name])) for name in field_names(cls)]
 
         def convert(record: Any) -> dict[str, Any]:
             plain: dict[str, Any] = {}

@@ -3,9 +3,12 @@
 The journals (`<app>-lead-journal`, `-account-journal`, `-referee-journal`,
 `-referrer-journal`) carry, per key, every message a step was given, in the order it was
 given them, clock records included: replaying a journal through the same step reproduces its
-outputs exactly. Times are integer milliseconds; the tag names the message type and `v` its
-version, so audits can read journals written by older workers. On the topics, a round's
-messages for one partition travel packed in one record (streams.app.packing).
+outputs exactly. Times are integer milliseconds. A message is written as a row
+(`streams.rows`): `["<type>", version, [field, ...]]`, the type naming the message's class.
+Workers before round 9 wrote `{"type": "<type>", "v": version, "value": {"field": ...}}`;
+both are read (the first byte tells them apart), so audits read journals written by older
+workers. On the topics, a round's messages for one partition travel packed in one record
+(streams.app.packing).
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from typing import Any
 
 import orjson
 
+from streams import rows
 from streams.contracts.records import ClientSigned, InvoicePaid, LeadSubmitted, ReferralRefused
-from streams.plain import from_plain, to_plain
+from streams.plain import from_plain
 from streams.rules.model import (
     AccountOpened,
     ClockTick,
@@ -73,20 +77,26 @@ class JournalError(ValueError):
 
 
 def encode_message(message: Message | ClockTick) -> bytes:
-    envelope = {"type": type(message).__name__, "v": VERSION, "value": to_plain(message)}
-    # compact UTF-8 JSON, as json.dumps(separators=(",", ":"), ensure_ascii=False) writes it
-    return orjson.dumps(envelope)
+    return rows.dumps((type(message).__name__, VERSION, message))
 
 
 def decode_message(data: bytes) -> Message | ClockTick:
     try:
-        envelope = orjson.loads(data)
-        cls = MESSAGE_TYPES[envelope["type"]]
-        if envelope.get("v", 1) > VERSION:
-            raise JournalError(f"{envelope['type']} v{envelope['v']} is newer than this worker")
-        message: Message | ClockTick = from_plain(cls, envelope["value"])
+        if data[:1] == b"[":
+            name, version, row = orjson.loads(data)
+            message: Message | ClockTick = rows.read(_message_type(name, version), row)
+        else:  # as workers wrote it before rows
+            envelope = orjson.loads(data)
+            cls = _message_type(envelope["type"], envelope.get("v", 1))
+            message = from_plain(cls, envelope["value"])
     except JournalError:
         raise
     except Exception as exc:
         raise JournalError(f"unreadable journal record: {type(exc).__name__}: {exc}") from exc
     return message
+
+
+def _message_type(name: str, version: int) -> type[Any]:
+    if version > VERSION:
+        raise JournalError(f"{name} v{version} is newer than this worker")
+    return MESSAGE_TYPES[name]

@@ -8,10 +8,10 @@ so is every step's, and a redelivered record brings back every message it holds.
 
 A packed value is `MAGIC`, the number of messages, then for each message its key and its
 value: every number a 4-byte big-endian unsigned, every key and value its length and its bytes
-(length 0xFFFFFFFF: no key). A value without `MAGIC` is one message
-(what workers wrote before packing, or a record produced by hand): journal JSON starts with
-`{`, Avro single-object encoding with 0xC3 0x01, neither with `MAGIC`'s zero byte. Only
-internal topics are packed; the inputs and the output contracts never are.
+(length 0xFFFFFFFF: no key). A value without `MAGIC` is one message (what workers wrote
+before packing, or a record produced by hand): journal JSON starts with `[` (`{` before round
+9), Avro single-object encoding with 0xC3 0x01, none with `MAGIC`'s zero byte. Only internal
+topics are packed; the inputs and the output contracts never are.
 """
 
 from __future__ import annotations

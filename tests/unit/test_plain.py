@@ -9,7 +9,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from streams.plain import _field_names, _is_record_type, from_plain, to_plain
+from streams.plain import field_names, from_plain, is_record_type, to_plain
 from streams.rules import account_step, load_terms, referee_step, referrer_step, route_of
 from streams.rules.model import Emit, LeadState, LeadStatus, Route, Send
 from streams.rules.shard import LeadShard
@@ -18,8 +18,8 @@ from streams.scenario import ScenarioShape, generate
 
 def by_value(value: Any) -> Any:
     """The reference: every value converted by what it is, not by what its field says."""
-    if _is_record_type(type(value)):
-        return {name: by_value(getattr(value, name)) for name in _field_names(type(value))}
+    if is_record_type(type(value)):
+        return {name: by_value(getattr(value, name)) for name in field_names(type(value))}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, tuple | list):
