@@ -84,6 +84,7 @@ async def drain(
             spy = profiler(procs[0].proc.pid, profile)
         records = backlog(events)  # the scenario made and encoded before the clock starts
         cpu_before = sum(state.cpu_seconds(p.proc.pid) for p in procs if p.proc is not None)
+        machine_before = state.machine_cpu()
         start = time.perf_counter()
         count = await publish(bootstrap, topics, records)
         published = time.perf_counter() - start
@@ -101,6 +102,9 @@ async def drain(
                     drained = time.perf_counter()
         seconds = drained - start
         cpu = sum(state.cpu_seconds(p.proc.pid) for p in procs if p.proc is not None) - cpu_before
+        busy, stolen, spent = (
+            b - a for a, b in zip(machine_before, state.machine_cpu(), strict=True)
+        )
         peak = max(state.memory_mb(p.proc.pid, "VmHWM") for p in procs if p.proc is not None)
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
@@ -118,6 +122,10 @@ async def drain(
         # The workers' CPU (user + system, all threads) per event: the work itself, beside a
         # drain's time that the VM's phases (and the broker's share of two cores) also move.
         "cpu_us_per_event": round(cpu / count * 1e6),
+        # The whole machine over the drain: how many cores were busy (workers, broker, the
+        # publisher, anything else), and the share the hypervisor took.
+        "cores_busy": round(busy / seconds, 2),
+        "steal_share": round(stolen / spent, 3) if spent else 0.0,
         "peak_rss_mb": round(peak),
     }
 
@@ -381,6 +389,13 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _machine(drain: dict[str, Any]) -> str:
+    return (
+        f"{drain['cores_busy']} of {os.cpu_count()} cores busy, "
+        f"{drain['steal_share']:.1%} stolen by the hypervisor"
+    )
+
+
 def report(result: dict[str, Any]) -> str:
     """The figures as the table's lines."""
     lines = []
@@ -408,6 +423,7 @@ def report(result: dict[str, Any]) -> str:
             f"backlog of {one['events']} events (published in {one['publish_s']} s)",
             f"one worker : {one['drain_s']:7.1f} s {rate:>9,} events/s  peak RSS {rss} MB, "
             f"{one['cpu_us_per_event']} µs CPU per event",
+            f"             machine: {_machine(one)}",
             f"raw client : {raw['seconds']:7.1f} s {raw['events_per_s']:>9,} events/s  "
             "(read + decode)",
             f"ratio      : {result['ratio']}",
@@ -419,6 +435,7 @@ def report(result: dict[str, Any]) -> str:
             f"two workers: {two['drain_s']:7.1f} s {rate:>9,} events/s  ({times}x one), "
             f"{two['cpu_us_per_event']} µs CPU per event (both)"
         )
+        lines.append(f"             machine: {_machine(two)}")
     if "state" in result:
         lines.append(state.describe(result["state"]))
     return "\n".join(lines)

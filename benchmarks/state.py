@@ -168,6 +168,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu() -> tuple[float, float, float]:
+    """(busy, stolen, all) CPU seconds of the whole machine so far, every core (/proc/stat):
+    busy is user, nice, system and interrupts; stolen, the hypervisor's (a VM's slow phases)."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    tick = os.sysconf("SC_CLK_TCK")
+    busy = user + nice + system + irq + softirq
+    return busy / tick, steal / tick, (busy + idle + iowait + steal) / tick
+
+
 async def run(bootstrap: str, leads: int, folder: Path) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
     app_id, topics = f"bench-state-{tag}", Topics(f"bench-state-{tag}.")
