@@ -87,7 +87,7 @@ def reader(cls: type[Any]) -> Reader:
         def read_row(row: list[Any]) -> Any:
             if type(row) is not list or len(row) > width:
                 raise RowError(f"{cls.__name__} takes a row of at most {width} values: {row!r}")
-            if converted:
+            if converted:  # in place: the row is the list orjson.loads just made
                 given = len(row)
                 for index, convert in converted:
                     if index < given and (value := row[index]) is not None:
