@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
+from streams.app.journal import VERSION
 from streams.contracts import (
     ClientSigned,
     InvoicePaid,
@@ -19,6 +21,8 @@ from streams.contracts import (
     parse_time,
 )
 from streams.contracts.records import ClockAdvanced, DeadLetter, DecisionStatus, RejectionReason
+from streams.plain import to_plain
+from streams.rules.snapshot import STATE_VERSIONS
 
 DAY = 24 * 3600 * 1000
 HOUR = 3600 * 1000
@@ -228,3 +232,23 @@ def terms_toml(
         hold=hold,
         extra=extra,
     )
+
+
+# -- what workers wrote before rows (round 9): JSON objects, compact UTF-8 -------------------
+
+
+def _compact(value: Any, *, sort_keys: bool = False) -> bytes:
+    return json.dumps(
+        value, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys
+    ).encode()
+
+
+def stored_before_rows(state: Any, version: int | None = None) -> bytes:
+    """A table state as a changelog held it before rows: its fields and "v", its version."""
+    written = STATE_VERSIONS[type(state)] if version is None else version
+    return _compact({**to_plain(state), "v": written}, sort_keys=True)
+
+
+def journaled_before_rows(message: Any) -> bytes:
+    """A journal message as a journal held it before rows: its type, "v" and its fields."""
+    return _compact({"type": type(message).__name__, "v": VERSION, "value": to_plain(message)})

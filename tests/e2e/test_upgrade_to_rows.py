@@ -4,7 +4,6 @@ an earlier worker wrote as JSON objects, and the log gives the same reward (RULE
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -13,32 +12,28 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from streams.app.delivery import Outgoing, partition_of, send_all
-from streams.app.journal import VERSION, journal_topic
+from streams.app.journal import journal_topic
 from streams.app.settings import Settings
 from streams.app.topology import ReferralWorker
 from streams.contracts import ClockAdvanced, JsonlCodec
 from streams.kafka.connection import client_kwargs
 from streams.kafka.topics import ensure_topics
-from streams.plain import to_plain
 from streams.rules import Engine, load_terms
 from streams.rules.model import Route
-from streams.rules.snapshot import STATE_VERSIONS
-from tests.builders import DAY, T0, lead, paid, signed, terms_toml
+from tests.builders import (
+    DAY,
+    T0,
+    journaled_before_rows,
+    lead,
+    paid,
+    signed,
+    stored_before_rows,
+    terms_toml,
+)
 from tests.e2e.harness import WorkerProcess, canonical, produce_in_steps, wait_for_outputs
 
 pytestmark = pytest.mark.e2e
 PARTITIONS = 8
-
-
-def as_object(state: Any) -> bytes:
-    """A state as workers wrote it before rows."""
-    return json.dumps({**to_plain(state), "v": STATE_VERSIONS[type(state)]}).encode()
-
-
-def journaled_as_object(message: Any) -> bytes:
-    """A journal message as workers wrote it before rows (and before packing)."""
-    envelope = {"type": type(message).__name__, "v": VERSION, "value": to_plain(message)}
-    return json.dumps(envelope).encode()
 
 
 async def test_r13_a_worker_carries_on_from_state_and_journals_written_before_rows(
@@ -69,7 +64,7 @@ async def test_r13_a_worker_carries_on_from_state_and_journals_written_before_ro
             Outgoing(
                 f"{app_id}-{table}-changelog",
                 key.encode(),
-                as_object(state),
+                stored_before_rows(state),
                 partition_of(key.encode(), PARTITIONS),
             )
             for key, state in states.items()
@@ -79,7 +74,7 @@ async def test_r13_a_worker_carries_on_from_state_and_journals_written_before_ro
         *state_records("leads", earlier.leads),
         *state_records("referees", earlier.referees),
         Outgoing(
-            journal_topic(app_id, Route.LEAD), lead_id.encode(), journaled_as_object(signature)
+            journal_topic(app_id, Route.LEAD), lead_id.encode(), journaled_before_rows(signature)
         ),
     ]
     settings = Settings(bootstrap=kafka_bootstrap, app_id=app_id, topic_prefix=prefix)
