@@ -83,7 +83,8 @@ async def drain(
         if profile and procs[0].proc is not None:
             spy = profiler(procs[0].proc.pid, profile)
         records = backlog(events)  # the scenario made and encoded before the clock starts
-        cpu_before = sum(state.cpu_seconds(p.proc.pid) for p in procs if p.proc is not None)
+        pids = [proc.proc.pid for proc in procs if proc.proc is not None]
+        cpu_before = sum(map(state.cpu_seconds, pids))
         machine_before = state.machine_cpu()
         start = time.perf_counter()
         count = await publish(bootstrap, topics, records)
@@ -101,11 +102,11 @@ async def drain(
                 else:
                     drained = time.perf_counter()
         seconds = drained - start
-        cpu = sum(state.cpu_seconds(p.proc.pid) for p in procs if p.proc is not None) - cpu_before
+        cpu = sum(map(state.cpu_seconds, pids)) - cpu_before
         busy, stolen, spent = (
             b - a for a, b in zip(machine_before, state.machine_cpu(), strict=True)
         )
-        peak = max(state.memory_mb(p.proc.pid, "VmHWM") for p in procs if p.proc is not None)
+        peak = max(state.memory_mb(pid, "VmHWM") for pid in pids)
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
             await asyncio.to_thread(spy.wait, 60)

@@ -1,4 +1,4 @@
-"""The internal journals' wire format: one JSON object a message, tagged with its type.
+"""The internal journals' wire format: one JSON row a message, tagged with its type.
 
 The journals (`<app>-lead-journal`, `-account-journal`, `-referee-journal`,
 `-referrer-journal`) carry, per key, every message a step was given, in the order it was
