@@ -32,7 +32,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from benchmarks import state
-from benchmarks.replay_kafka import backlog, publish, read_and_decode
+from benchmarks.replay_kafka import backlog, placed, publish, read_and_decode
 from streams.app.pipeline import behind, offset_clients, pipeline_partitions
 from streams.app.settings import Topics
 from streams.faults.processes import WorkerProcess
@@ -82,7 +82,7 @@ async def drain(
         spy = None
         if profile and procs[0].proc is not None:
             spy = profiler(procs[0].proc.pid, profile)
-        records = backlog(events)  # the scenario made and encoded before the clock starts
+        records = placed(topics, backlog(events))  # made, encoded and placed beforehand
         pids = [proc.proc.pid for proc in procs if proc.proc is not None]
         cpu_before = sum(map(state.cpu_seconds, pids))
         machine_before = state.machine_cpu()
