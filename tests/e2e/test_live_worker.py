@@ -60,6 +60,7 @@ from tests.e2e.harness import (
     read_topic,
     views_become,
     wait_for_outputs,
+    wait_idle,
 )
 
 pytestmark = pytest.mark.e2e
@@ -332,6 +333,25 @@ async def test_two_workers_give_the_same_rewards_as_one(
     finally:
         for worker in workers:
             worker.stop()
+
+
+async def test_a_quiet_worker_commits_its_offsets_without_waiting_for_the_commit_interval(
+    kafka_bootstrap: str, tmp_path: Path, terms_file: Path, names: tuple[str, str]
+) -> None:
+    """Once no round has been stored for a moment, the offsets of the rounds before are
+    committed: with a commit interval of a minute, a lead's story is committed on the inputs
+    and every journal within seconds, so a restart after a quiet spell takes nothing again."""
+    app_id, prefix = names
+    worker = WorkerProcess(
+        kafka_bootstrap, app_id, prefix, tmp_path / "w", terms_file, commit_interval=60.0
+    ).start()
+    try:
+        worker.wait_ready()
+        await produce(kafka_bootstrap, prefix, full_story("quiet", T0))
+        await wait_for_outputs(kafka_bootstrap, prefix, {"referral-decisions": 1}, timeout=60)
+        await wait_idle(kafka_bootstrap, app_id, prefix, timeout=20)
+    finally:
+        worker.stop()
 
 
 async def test_a_restarted_worker_resumes_from_its_changelog_without_a_second_grant(
