@@ -394,7 +394,8 @@ def add_worker_options(parser: argparse.ArgumentParser) -> None:
     option("--tick-interval", "tick_interval_s", "1.0", "seconds between clock records",
            type=float)  # fmt: skip
     option("--commit-interval", "commit_interval_s", "2.8",
-           "seconds between offset commits", type=float)  # fmt: skip
+           "seconds between offset commits while busy (a quiet worker commits at once)",
+           type=float)  # fmt: skip
     option("--session-timeout", "session_timeout_s", "10",
            "seconds before a silent worker's partitions move", type=float)  # fmt: skip
     option("--batch-size", "batch_size", "500",
