@@ -14,6 +14,11 @@ default) the agent reaches the point of its batch round (streams.app.staging):
 partition loses that partition's records below offset n, unacked, as Faust sometimes hands a
 partition over from past where the group stands (streams.app.continuity seeks it back).
 
+`REFERRAL_FAULT="<agent>:fetch:<n>"` kills nothing either: when the agent has computed its
+n-th round, Faust's fetch loop is cancelled outside a rebalance, which faust-streaming takes
+for a stop: the loop ends for good and the worker sits idle with records waiting (seen in a
+two-worker drain; faust-streaming #175, #532). The worker's watchdog starts it again.
+
 Unset (always, in production) it costs one attribute test per batch.
 """
 
@@ -33,6 +38,7 @@ from streams.app.continuity import drop
 ENV = "REFERRAL_FAULT"
 POINTS = ("computed", "delivered", "stored")
 AHEAD = "ahead"
+FETCH = "fetch"
 log = logging.getLogger("referral.worker")
 
 
@@ -43,6 +49,7 @@ class FaultPoints:
     nth: int = 1
     seen: int = 0
     flush: Callable[[], Awaitable[None]] | None = None  # the producer's, before a kill
+    end_fetch: Callable[[], None] | None = None  # cancels Faust's fetch loop (`fetch`)
     met: set[TP] = field(default_factory=set)  # partitions an `ahead` fault has seen
 
     @classmethod
@@ -52,12 +59,18 @@ class FaultPoints:
             return cls()
         agent, _, rest = spec.partition(":")
         point, _, nth = rest.partition(":")
-        if point not in (*POINTS, AHEAD) or not agent:
-            points = "|".join((*POINTS, AHEAD))
+        if point not in (*POINTS, AHEAD, FETCH) or not agent:
+            points = "|".join((*POINTS, AHEAD, FETCH))
             raise ValueError(f"{ENV}={spec!r}: expected <agent>:<{points}>[:<n>]")
         return cls(agent, point, int(nth or 1))
 
     async def reached(self, agent: str, point: str) -> None:
+        if self.point == FETCH and agent == self.agent and point == "computed":
+            self.seen += 1
+            if self.seen == self.nth and self.end_fetch is not None:
+                log.warning("fault injection: Faust's fetch loop cancelled (%d)", self.seen)
+                self.end_fetch()
+            return
         if self.agent is None or agent != self.agent or point != self.point:
             return
         self.seen += 1

@@ -23,6 +23,7 @@ class Metrics:
         self.overdue_grants = 0  # granted after due_by in wall-clock time (R10)
         self.decisions = Counter[str]()  # by status
         self.ticks = 0
+        self.fetch_restarts = 0  # Faust's fetch loop found ended and started again
         self.rounds = Counter[str]()  # batch rounds, by agent
         self.round_records = Counter[str]()  # records taken through them, by agent
         self.round_messages = Counter[str]()  # messages those records held, by agent
@@ -84,6 +85,12 @@ class Metrics:
         lines.append(f"referral_overdue_grants_total {self.overdue_grants}")
         family("referral_clock_ticks_total", "counter", "Clock records written while caught up.")
         lines.append(f"referral_clock_ticks_total {self.ticks}")
+        family(
+            "referral_fetch_restarts_total",
+            "counter",
+            "Times Faust's fetch loop was found ended outside a stop and started again.",
+        )
+        lines.append(f"referral_fetch_restarts_total {self.fetch_restarts}")
         by_label(
             "referral_rounds_total",
             "agent",

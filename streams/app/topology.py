@@ -120,6 +120,7 @@ STALL_CHECK_S = 10.0  # how often partitions with records left but no progress a
 # a tenth of a second, not up to the interval (the last half second of a 100k drain with a
 # 1 s interval), and a worker restarted after a quiet spell takes nothing again.
 QUIET_COMMIT_S = 0.1
+FETCH_CHECK_S = 1.0  # how often the watchdog looks whether Faust's fetch loop still runs
 # The cyclic collector's young generation is collected once 20,000 more container objects
 # exist than were freed (Python's default: 700). A round holds thousands of records, events
 # and states in flight, and at 700 the collector ran ~2,300 times a 100k drain, its older
@@ -203,6 +204,7 @@ class ReferralWorker:
             broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 4),
         )
         self.faults.flush = self._flush_producer
+        self.faults.end_fetch = self._end_fetch
         self._shards: dict[int, LeadShard] = {}
         self.continuity = Continuity(
             self._start_offsets, self._gap_is_empty, lambda: self.app.consumer, self._seek
@@ -337,6 +339,33 @@ class ReferralWorker:
 
     async def _flush_producer(self) -> None:
         await self.app.producer.flush()
+
+    def _end_fetch(self) -> None:
+        """Cancel Faust's fetch loop (the `fetch` fault point)."""
+        fetcher: Any = self.app._fetcher
+        for task in list(fetcher._futures):
+            task.cancel()
+
+    async def _keep_fetching(self) -> None:
+        """Start Faust's fetch loop again if it ended while the worker runs.
+
+        faust-streaming's loop ends for good when its task is cancelled outside a rebalance:
+        it takes that for a stop, and the worker then sits idle with records waiting (a
+        two-worker drain, its backlog published while the group formed, stalled so for good;
+        faust-streaming #175, #532). Started again the way Faust restarts it after a
+        rebalance; records the old loop held but never handed over come again through the
+        continuity guard, which seeks back to them.
+        """
+        app: Any = self.app
+        fetcher = app._fetcher
+        ended = fetcher._shutdown.is_set() and not fetcher._stopped.is_set()
+        if not ended or app.should_stop or app.rebalancing:
+            return
+        log.warning("Faust's fetch loop has ended while the worker runs: starting it again")
+        self.metrics.fetch_restarts += 1
+        await fetcher.stop()
+        fetcher.service_reset()
+        await fetcher.maybe_start()
 
     async def _deliver(self, outgoing: list[Outgoing]) -> dict[tuple[str, int], int]:
         """Send records and wait until the broker has acknowledged every one (`_send`, then
@@ -780,6 +809,10 @@ class ReferralWorker:
                 await self.continuity.check_stalls(topics, idle, self._end_offsets)
             except Exception as exc:  # the broker may be away: the next check tries again
                 log.debug("stall check failed: %s", exc)
+
+        @self.app.timer(interval=FETCH_CHECK_S)  # type: ignore[untyped-decorator]
+        async def keep_fetching() -> None:
+            await self._keep_fetching()
 
         @self.app.timer(interval=QUIET_COMMIT_S)  # type: ignore[untyped-decorator]
         async def commit_when_quiet() -> None:

@@ -112,3 +112,30 @@ async def test_r13_a_partition_handed_over_past_the_group_offset_loses_no_reward
     assert "was applied; seeking back to 0" in log
     rewards = [r["reward_id"] for r in found["reward-granted"]]
     assert sorted(rewards) == sorted(r.reward_id for r in expected)
+
+
+async def test_r13_a_worker_whose_fetch_loop_ends_starts_it_again_and_loses_no_reward(
+    kafka_bootstrap: str, tmp_path: Path, unique: str
+) -> None:
+    """faust-streaming's fetch loop ends for good when its task is cancelled outside a
+    rebalance (a two-worker drain stalled so, its worker idle with the backlog waiting):
+    here it is cancelled once the ingest agent has computed its first round. The worker's
+    watchdog starts it again, and every reward comes, once."""
+    events = story(leads=24)
+    prefix = f"fetch-{unique}."
+    expected, worker = faulty_worker(kafka_bootstrap, tmp_path, prefix, "ingest:fetch:1", events)
+    try:
+        worker.wait_ready()
+        await produce(kafka_bootstrap, prefix, events)
+        found = await wait_for_outputs(
+            kafka_bootstrap, prefix, {"reward-granted": len(expected)}, timeout=90
+        )
+        _, metrics = worker.get("/metrics")
+    finally:
+        worker.stop()
+    log = worker.log_path.read_text()
+    assert "fault injection: Faust's fetch loop cancelled (1)" in log
+    assert "fetch loop has ended while the worker runs: starting it again" in log
+    assert "referral_fetch_restarts_total 1" in metrics
+    rewards = [r["reward_id"] for r in found["reward-granted"]]
+    assert sorted(rewards) == sorted(r.reward_id for r in expected)
