@@ -47,6 +47,7 @@ WARM_UP_EVENTS = 20_000  # drained once before the timed drains (`run`)
 # first check that found nothing left, confirmed by the next (checks once a second made the
 # figure up to a second late: a twentieth of a 100k drain).
 DRAIN_CHECK_S = 0.1
+DRAIN_STALL_S = 120.0  # a drain whose records left have not dropped for this long fails
 
 
 def profiler(pid: int, out: str) -> subprocess.Popen[bytes] | None:
@@ -91,10 +92,21 @@ async def drain(
         published = time.perf_counter() - start
         tps = pipeline_partitions(topics, app_id, PARTITIONS)
         drained: float | None = None  # when a check first found nothing left, if the next agreed
+        fewest, moved = float("inf"), time.perf_counter()  # the fewest records left, and when
         async with offset_clients(bootstrap) as (admin, consumer):
             while True:
                 await asyncio.sleep(DRAIN_CHECK_S)
                 left = await behind(admin, consumer, app_id, tps)
+                remaining = sum(left.values())
+                if remaining < fewest:
+                    fewest, moved = remaining, time.perf_counter()
+                elif time.perf_counter() - moved > DRAIN_STALL_S:
+                    stuck = sorted(f"{tp.topic}[{tp.partition}]" for tp in left)
+                    tails = "\n".join(proc.log_tail() for proc in procs)
+                    raise RuntimeError(
+                        f"drain stalled: {remaining} records left for {DRAIN_STALL_S:.0f} s "
+                        f"on {', '.join(stuck)}; the workers' logs end:\n{tails}"
+                    )
                 if left:
                     drained = None
                 elif drained is not None:
