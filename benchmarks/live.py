@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -79,7 +80,7 @@ async def drain(
     try:
         for proc in procs:
             await asyncio.to_thread(proc.wait_ready, 120)
-        await asyncio.sleep(3)  # the group settles before the clock starts
+        await settled(procs, topics.lead_submitted)
         spy = None
         if profile and procs[0].proc is not None:
             spy = profiler(procs[0].proc.pid, profile)
@@ -141,6 +142,23 @@ async def drain(
         "steal_share": round(stolen / spent, 3) if spent else 0.0,
         "peak_rss_mb": round(peak),
     }
+
+
+async def settled(procs: list[WorkerProcess], topic: str, timeout: float = 90) -> None:
+    """Wait until the workers own each partition of `topic` once between them, twice in a row
+    a second apart: a worker answers /health before it has joined the group, and a backlog
+    published while the group still forms is drained by fewer workers than asked for."""
+    line = re.compile(rf'^referral_consumer_lag{{partition="(\d+)",topic="{re.escape(topic)}"}}')
+    deadline, agreed = time.monotonic() + timeout, 0
+    while agreed < 2:
+        owned: list[int] = []
+        for proc in procs:
+            _, text = await asyncio.to_thread(proc.get, "/metrics")
+            owned += [int(m[1]) for m in map(line.match, str(text).splitlines()) if m]
+        agreed = agreed + 1 if sorted(owned) == list(range(PARTITIONS)) else 0
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the group never settled: {topic} owned as {sorted(owned)}")
+        await asyncio.sleep(1)
 
 
 async def run(
