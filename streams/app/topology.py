@@ -358,7 +358,10 @@ class ReferralWorker:
         """
         app: Any = self.app
         fetcher = app._fetcher
-        ended = fetcher._shutdown.is_set() and not fetcher._stopped.is_set()
+        # ended on its own: not stopped, and not crashed (a crash is Faust's supervisor's)
+        ended = fetcher._shutdown.is_set() and not (
+            fetcher._stopped.is_set() or fetcher._crashed.is_set()
+        )
         if not ended or app.should_stop or app.rebalancing:
             return
         log.warning("Faust's fetch loop has ended while the worker runs: starting it again")
