@@ -91,6 +91,29 @@ async def test_r13_a_worker_killed_inside_a_round_loses_no_reward(
         assert all(copy == copies[0] for copy in copies)  # a redelivery repeats, identically
 
 
+async def rewards_under(
+    bootstrap: str, folder: Path, prefix: str, fault: str
+) -> tuple[list[str], list[str], str, str]:
+    """24 leads' stories through a worker started with REFERRAL_FAULT=`fault` that is not
+    killed: the reward ids the core gives, those it granted, its log and its metrics."""
+    events = story(leads=24)
+    expected, worker = faulty_worker(bootstrap, folder, prefix, fault, events)
+    try:
+        worker.wait_ready()
+        await produce(bootstrap, prefix, events)
+        found = await wait_for_outputs(bootstrap, prefix, {"reward-granted": len(expected)})
+        _, metrics = worker.get("/metrics")
+    finally:
+        worker.stop()
+    granted = [r["reward_id"] for r in found["reward-granted"]]
+    return (
+        sorted(r.reward_id for r in expected),
+        sorted(granted),
+        worker.log_path.read_text(),
+        metrics,
+    )
+
+
 async def test_r13_a_partition_handed_over_past_the_group_offset_loses_no_reward(
     kafka_bootstrap: str, tmp_path: Path, unique: str
 ) -> None:
@@ -98,20 +121,12 @@ async def test_r13_a_partition_handed_over_past_the_group_offset_loses_no_reward
     agent's first batch of each input partition loses the records below offset 1. The
     continuity guard seeks each back (at its next record, or at the stall check where none
     comes) and every reward comes, once."""
-    events = story(leads=24)
-    prefix = f"ahead-{unique}."
-    expected, worker = faulty_worker(kafka_bootstrap, tmp_path, prefix, "ingest:ahead:1", events)
-    try:
-        worker.wait_ready()
-        await produce(kafka_bootstrap, prefix, events)
-        found = await wait_for_outputs(kafka_bootstrap, prefix, {"reward-granted": len(expected)})
-    finally:
-        worker.stop()
-    log = worker.log_path.read_text()
+    expected, granted, log, _ = await rewards_under(
+        kafka_bootstrap, tmp_path, f"ahead-{unique}.", "ingest:ahead:1"
+    )
     assert "offset 0 skipped" in log
     assert "was applied; seeking back to 0" in log
-    rewards = [r["reward_id"] for r in found["reward-granted"]]
-    assert sorted(rewards) == sorted(r.reward_id for r in expected)
+    assert granted == expected
 
 
 async def test_r13_a_worker_whose_fetch_loop_ends_starts_it_again_and_loses_no_reward(
@@ -121,21 +136,10 @@ async def test_r13_a_worker_whose_fetch_loop_ends_starts_it_again_and_loses_no_r
     rebalance (a two-worker drain stalled so, its worker idle with the backlog waiting):
     here it is cancelled once the ingest agent has computed its first round. The worker's
     watchdog starts it again, and every reward comes, once."""
-    events = story(leads=24)
-    prefix = f"fetch-{unique}."
-    expected, worker = faulty_worker(kafka_bootstrap, tmp_path, prefix, "ingest:fetch:1", events)
-    try:
-        worker.wait_ready()
-        await produce(kafka_bootstrap, prefix, events)
-        found = await wait_for_outputs(
-            kafka_bootstrap, prefix, {"reward-granted": len(expected)}, timeout=90
-        )
-        _, metrics = worker.get("/metrics")
-    finally:
-        worker.stop()
-    log = worker.log_path.read_text()
+    expected, granted, log, metrics = await rewards_under(
+        kafka_bootstrap, tmp_path, f"fetch-{unique}.", "ingest:fetch:1"
+    )
     assert "fault injection: Faust's fetch loop cancelled (1)" in log
     assert "fetch loop has ended while the worker runs: starting it again" in log
     assert "referral_fetch_restarts_total 1" in metrics
-    rewards = [r["reward_id"] for r in found["reward-granted"]]
-    assert sorted(rewards) == sorted(r.reward_id for r in expected)
+    assert granted == expected
