@@ -30,7 +30,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams.app.delivery import Outgoing, partition_of, send_all
+from benchmarks.replay_kafka import send_chunks
+from streams.app.delivery import Outgoing, partition_of
 from streams.app.read_models import history_with, in_referrer_view, view_with
 from streams.app.settings import Settings, Topics
 from streams.app.topology import ReferralWorker
@@ -110,18 +111,7 @@ def _changelog_records(app_id: str, leads: range) -> list[Outgoing]:
 async def fill(bootstrap: str, app_id: str, topics: Topics, leads: int) -> int:
     settings = Settings(bootstrap=bootstrap, app_id=app_id, topic_prefix=topics.prefix)
     await ensure_topics(bootstrap, ReferralWorker(settings, load_terms(TERMS)).topic_specs())
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20, acks=1
-    )
-    await producer.start()
-    written = 0
-    try:
-        for records in changelog_chunks(app_id, leads):
-            await send_all(producer, records, PARTITIONS)
-            written += len(records)
-    finally:
-        await producer.stop()
-    return written
+    return await send_chunks(bootstrap, changelog_chunks(app_id, leads))
 
 
 async def decided(bootstrap: str, topics: Topics, lead_id: str, timeout: float) -> float:
