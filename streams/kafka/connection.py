@@ -9,6 +9,8 @@ from a flag (a flag's value shows in `ps`), and never appear in a repr, a log li
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import ssl
 from collections.abc import Mapping
@@ -217,6 +219,24 @@ class KafkaRefused(ConnectionError):
     credentials, protocol): waiting will not help; the message says what to change."""
 
 
+async def speaks_tls(host: str, port: int, timeout: float = 10.0) -> bool:
+    """Whether the listener at host:port completes a TLS handshake (its certificate is not
+    checked: only the protocol is in question, and nothing is sent)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=context), timeout
+        )
+    except OSError:  # ssl.SSLError and TimeoutError are OSErrors
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
 async def probe(bootstrap: str, security: Security | None = None) -> None:
     """Open one connection as the clients do, to the first bootstrap server that answers;
     raise KafkaRefused or KafkaUnreachable naming the cause, else return."""
@@ -248,10 +268,13 @@ async def probe(bootstrap: str, security: Security | None = None) -> None:
             ) from None
         except (KafkaConnectionError, OSError) as exc:
             text = security.redact(str(exc))
-            if "closed" in text and not security.uses_tls:
+            # A TLS listener closes a plaintext connection at once, but so does a broker that
+            # is being killed or is starting: only a TLS handshake that succeeds tells them
+            # apart (taken for a refusal, a restarting broker stopped workers for good).
+            if "closed" in text and not security.uses_tls and await speaks_tls(host, int(port)):
                 raise KafkaRefused(
-                    f"{server} closed a {security.protocol.value} connection at once: it may "
-                    f"be a TLS listener (--security-protocol SSL or SASL_SSL)"
+                    f"{server} is a TLS listener: a {security.protocol.value} client cannot "
+                    f"use it (--security-protocol SSL or SASL_SSL)"
                 ) from None
             causes.append(f"{server}: {text}")
             continue

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -70,3 +73,39 @@ def test_a_worker_started_before_its_broker_waits_and_says_so_once(tmp_path: Pat
     text = log.read_text()
     assert text.count("cannot reach Kafka at") == 1, text
     assert len(text.splitlines()) < 10, text
+
+
+def test_a_worker_whose_broker_closes_connections_while_restarting_waits_for_it(
+    tmp_path: Path,
+) -> None:
+    """A broker being killed or starting closes connections at once, as a TLS listener does
+    to a plaintext client; it is waited for, not taken for a misconfiguration (a worker that
+    started while the broker restarted used to exit 2 for good)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    closing = threading.Event()
+
+    def close_every_connection() -> None:
+        while not closing.is_set():
+            with contextlib.suppress(OSError):
+                listener.accept()[0].close()
+
+    threading.Thread(target=close_every_connection, daemon=True).start()
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams", "worker", "--bootstrap", f"127.0.0.1:{port}",
+             "--data-dir", str(tmp_path), "--web-port", str(free_port())],
+            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+        )  # fmt: skip
+        try:
+            time.sleep(6)
+            assert proc.poll() is None, log.read_text()  # still waiting, not exited
+        finally:
+            proc.kill()
+            proc.wait(10)
+            closing.set()
+            listener.close()
+    text = log.read_text()
+    assert "cannot reach Kafka at" in text, text
+    assert "TLS listener" not in text, text

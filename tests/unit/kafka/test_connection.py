@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
-from streams.kafka.connection import ConnectionConfigError, Protocol, Security
+from streams.kafka.connection import (
+    ConnectionConfigError,
+    KafkaUnreachable,
+    Protocol,
+    Security,
+    probe,
+    speaks_tls,
+)
 
 
 def test_plaintext_by_default_with_nothing_set() -> None:
@@ -66,3 +74,22 @@ def test_the_host_name_check_can_be_turned_off_for_tests(tmp_path: Path) -> None
     context = security.ssl_context()
     assert context is not None
     assert not context.check_hostname
+
+
+async def test_a_listener_that_closes_plaintext_connections_without_tls_is_waited_for() -> None:
+    """A broker being killed or starting closes a connection at once, as a TLS listener does
+    to a plaintext client: without a TLS handshake to show for it, it is not a refusal (a
+    worker that took it for one stopped for good while the broker restarted)."""
+
+    async def close_at_once(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(close_at_once, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        assert not await speaks_tls("127.0.0.1", port)
+        with pytest.raises(KafkaUnreachable, match="closed"):
+            await probe(f"127.0.0.1:{port}", Security.from_env({}))
+    finally:
+        server.close()
+        await server.wait_closed()
