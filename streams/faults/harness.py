@@ -130,6 +130,7 @@ class FaultReport:
             f"(raw duplicates {v.dead_letter_duplicates}); hostile not dead-lettered: "
             f"{len(v.hostile_not_dead_lettered)}; good records dead-lettered: "
             f"{len(v.good_dead_lettered)}",
+            *(f"--- unexpected exit: {text}" for text in self.unexpected_exits),
             f"verdict: {'OK' if self.ok else 'FAILED'}",
         ]
 
@@ -302,8 +303,8 @@ class _Run:
                         code = worker.proc.returncode
                         if code != -signal.SIGKILL:
                             self.report.unexpected_exits.append(
-                                f"worker {worker.web_port} exited {code}: "
-                                + worker.log_tail(5).replace("\n", " | ")
+                                f"worker {worker.web_port} exited {code}; its log ended:\n"
+                                + worker.log_tail(40)
                             )
                             worker.start()
                 if self._recoveries and not self.broker_down:
