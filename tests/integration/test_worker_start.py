@@ -54,9 +54,9 @@ def test_worker_refuses_no_room_for_a_round_in_flight() -> None:
     assert "rounds_in_flight must be at least 1, not 0" in done.stderr
 
 
-def test_a_worker_started_before_its_broker_waits_and_says_so_once(tmp_path: Path) -> None:
-    """No crash loop and no storm: one line, then backoff (a reminder comes each minute)."""
-    port = free_port()  # nothing listens there
+def _still_waiting_after(seconds: float, port: int, tmp_path: Path) -> str:
+    """Start a worker on 127.0.0.1:`port`; after `seconds` it must still run (waiting, not
+    exited). Its log."""
     log = tmp_path / "worker.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -65,12 +65,17 @@ def test_a_worker_started_before_its_broker_waits_and_says_so_once(tmp_path: Pat
             stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
         )  # fmt: skip
         try:
-            time.sleep(12)
-            assert proc.poll() is None, log.read_text()  # still waiting, not exited
+            time.sleep(seconds)
+            assert proc.poll() is None, log.read_text()
         finally:
             proc.kill()
             proc.wait(10)
-    text = log.read_text()
+    return log.read_text()
+
+
+def test_a_worker_started_before_its_broker_waits_and_says_so_once(tmp_path: Path) -> None:
+    """No crash loop and no storm: one line, then backoff (a reminder comes each minute)."""
+    text = _still_waiting_after(12, free_port(), tmp_path)  # nothing listens there
     assert text.count("cannot reach Kafka at") == 1, text
     assert len(text.splitlines()) < 10, text
 
@@ -82,7 +87,6 @@ def test_a_worker_whose_broker_closes_connections_while_restarting_waits_for_it(
     to a plaintext client; it is waited for, not taken for a misconfiguration (a worker that
     started while the broker restarted used to exit 2 for good)."""
     listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
     closing = threading.Event()
 
     def close_every_connection() -> None:
@@ -91,21 +95,10 @@ def test_a_worker_whose_broker_closes_connections_while_restarting_waits_for_it(
                 listener.accept()[0].close()
 
     threading.Thread(target=close_every_connection, daemon=True).start()
-    log = tmp_path / "worker.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streams", "worker", "--bootstrap", f"127.0.0.1:{port}",
-             "--data-dir", str(tmp_path), "--web-port", str(free_port())],
-            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-        )  # fmt: skip
-        try:
-            time.sleep(6)
-            assert proc.poll() is None, log.read_text()  # still waiting, not exited
-        finally:
-            proc.kill()
-            proc.wait(10)
-            closing.set()
-            listener.close()
-    text = log.read_text()
+    try:
+        text = _still_waiting_after(6, listener.getsockname()[1], tmp_path)
+    finally:
+        closing.set()
+        listener.close()
     assert "cannot reach Kafka at" in text, text
     assert "TLS listener" not in text, text
