@@ -65,16 +65,17 @@ class FaultPoints:
         return cls(agent, point, int(nth or 1))
 
     async def reached(self, agent: str, point: str) -> None:
-        if self.point == FETCH and agent == self.agent and point == "computed":
-            self.seen += 1
-            if self.seen == self.nth and self.end_fetch is not None:
-                log.warning("fault injection: Faust's fetch loop cancelled (%d)", self.seen)
-                self.end_fetch()
-            return
-        if self.agent is None or agent != self.agent or point != self.point:
+        # a `fetch` fault strikes where a `computed` one would, and ends the loop, not the worker
+        where = "computed" if self.point == FETCH else self.point
+        if self.agent is None or agent != self.agent or point != where:
             return
         self.seen += 1
-        if self.seen < self.nth:
+        if self.seen != self.nth:
+            return
+        if self.point == FETCH:
+            if self.end_fetch is not None:
+                log.warning("fault injection: Faust's fetch loop cancelled (%d)", self.seen)
+                self.end_fetch()
             return
         if point == "stored" and self.flush is not None:
             await self.flush()  # the changelog holds the new state: the worst moment to die
