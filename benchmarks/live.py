@@ -30,7 +30,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from benchmarks import state
 from benchmarks.replay_kafka import backlog, placed, publish, read_and_decode
@@ -87,6 +87,8 @@ async def drain(
         records = placed(topics, backlog(events))  # made, encoded and placed beforehand
         pids = [proc.proc.pid for proc in procs if proc.proc is not None]
         cpu_before = sum(map(state.cpu_seconds, pids))
+        kafka = broker.running_pid(broker.BrokerConfig.from_env())  # None: not the local one
+        kafka_before = state.cpu_seconds(kafka) if kafka else 0.0
         machine_before = state.machine_cpu()
         start = time.perf_counter()
         count = await publish(bootstrap, topics, records)
@@ -114,8 +116,10 @@ async def drain(
                     break
                 else:
                     drained = time.perf_counter()
-        seconds = drained - start
-        cpu = sum(map(state.cpu_seconds, pids)) - cpu_before
+            seconds = drained - start
+            cpu = sum(map(state.cpu_seconds, pids)) - cpu_before
+            kafka_cpu = state.cpu_seconds(kafka) - kafka_before if kafka else None
+            written = await records_written(admin, consumer, topics, app_id)
         busy, stolen, spent = (
             b - a for a, b in zip(machine_before, state.machine_cpu(), strict=True)
         )
@@ -136,12 +140,49 @@ async def drain(
         # The workers' CPU (user + system, all threads) per event: the work itself, beside a
         # drain's time that the VM's phases (and the broker's share of two cores) also move.
         "cpu_us_per_event": round(cpu / count * 1e6),
+        # The local broker's CPU over the same span, per event: on a machine it shares with the
+        # workers, what two workers can gain over one is what the broker leaves them.
+        "broker_cpu_us_per_event": None if kafka_cpu is None else round(kafka_cpu / count * 1e6),
+        # Records the workers wrote per input event, by kind: the broker's work per event.
+        "records_per_event": {kind: round(n / count, 2) for kind, n in written.items()},
         # The whole machine over the drain: how many cores were busy (workers, broker, the
         # publisher, anything else), and the share the hypervisor took.
         "cores_busy": round(busy / seconds, 2),
         "steal_share": round(stolen / spent, 3) if spent else 0.0,
         "peak_rss_mb": round(peak),
     }
+
+
+async def records_written(
+    admin: Any, consumer: AIOKafkaConsumer, topics: Topics, app_id: str
+) -> dict[str, int]:
+    """Records on a drain's topics that the workers wrote, by kind: the tables' changelogs,
+    the topics between steps (journals, the referrer view), and the outputs."""
+    inputs = {
+        topics.lead_submitted,
+        topics.client_signed,
+        topics.invoice_paid,
+        topics.referral_refused,
+        topics.clock,
+    }
+    names = [
+        name
+        for name in await admin.list_topics()
+        if name.startswith((topics.prefix, f"{app_id}-"))
+        and name not in inputs
+        and "__assignor" not in name  # Faust's own, not the workers' records
+    ]
+    tps = [TopicPartition(name, n) for name in names for n in range(PARTITIONS)]
+    ends = await consumer.end_offsets(tps)
+    written = {"changelogs": 0, "between steps": 0, "outputs": 0}
+    for tp, end in ends.items():
+        if tp.topic.endswith("-changelog"):
+            written["changelogs"] += end
+        elif tp.topic.startswith(topics.prefix):
+            written["outputs"] += end
+        else:
+            written["between steps"] += end
+    return written
 
 
 async def settled(procs: list[WorkerProcess], topic: str, timeout: float = 90) -> None:
@@ -254,6 +295,9 @@ async def latency(bootstrap: str, rewards: int, load_rate: int, folder: Path) ->
     sent: dict[str, float] = {}
     try:
         await asyncio.to_thread(worker.wait_ready, 120)
+        # until the worker owns its partitions (its topics then have their leaders): a story
+        # produced before that met NotLeaderForPartition and was retried, filling the log
+        await settled([worker], topics.lead_submitted)
         await producer.start()
         for n, lead_id in enumerate(leads):
             for event in story(lead_id, n):
@@ -420,11 +464,18 @@ def machine() -> dict[str, Any]:
     }
 
 
-def _machine(drain: dict[str, Any]) -> str:
-    return (
-        f"{drain['cores_busy']} of {os.cpu_count()} cores busy, "
+def _machine(drain: dict[str, Any]) -> list[str]:
+    lines = [
+        f"             machine: {drain['cores_busy']} of {os.cpu_count()} cores busy, "
         f"{drain['steal_share']:.1%} stolen by the hypervisor"
-    )
+    ]
+    if drain.get("broker_cpu_us_per_event") is not None:
+        lines.append(f"             broker : {drain['broker_cpu_us_per_event']} µs CPU per event")
+    if drain.get("records_per_event"):
+        kinds = drain["records_per_event"]
+        each = ", ".join(f"{kind} {n}" for kind, n in kinds.items())
+        lines.append(f"             written: {sum(kinds.values()):.2f} records per event ({each})")
+    return lines
 
 
 def report(result: dict[str, Any]) -> str:
@@ -454,7 +505,7 @@ def report(result: dict[str, Any]) -> str:
             f"backlog of {one['events']} events (published in {one['publish_s']} s)",
             f"one worker : {one['drain_s']:7.1f} s {rate:>9,} events/s  peak RSS {rss} MB, "
             f"{one['cpu_us_per_event']} µs CPU per event",
-            f"             machine: {_machine(one)}",
+            *_machine(one),
             f"raw client : {raw['seconds']:7.1f} s {raw['events_per_s']:>9,} events/s  "
             "(read + decode)",
             f"ratio      : {result['ratio']}",
@@ -466,7 +517,7 @@ def report(result: dict[str, Any]) -> str:
             f"two workers: {two['drain_s']:7.1f} s {rate:>9,} events/s  ({times}x one), "
             f"{two['cpu_us_per_event']} µs CPU per event (both)"
         )
-        lines.append(f"             machine: {_machine(two)}")
+        lines += _machine(two)
     if "state" in result:
         lines.append(state.describe(result["state"]))
     return "\n".join(lines)
