@@ -87,8 +87,8 @@ async def drain(
         records = placed(topics, backlog(events))  # made, encoded and placed beforehand
         pids = [proc.proc.pid for proc in procs if proc.proc is not None]
         cpu_before = sum(map(state.cpu_seconds, pids))
-        kafka = broker.running_pid(broker.BrokerConfig.from_env())  # None: not the local one
-        kafka_before = state.cpu_seconds(kafka) if kafka else 0.0
+        broker_pid = broker.running_pid(broker.BrokerConfig.from_env())  # None: not the local one
+        broker_before = state.cpu_seconds(broker_pid) if broker_pid else 0.0
         machine_before = state.machine_cpu()
         start = time.perf_counter()
         count = await publish(bootstrap, topics, records)
@@ -118,7 +118,7 @@ async def drain(
                     drained = time.perf_counter()
             seconds = drained - start
             cpu = sum(map(state.cpu_seconds, pids)) - cpu_before
-            kafka_cpu = state.cpu_seconds(kafka) - kafka_before if kafka else None
+            broker_cpu = state.cpu_seconds(broker_pid) - broker_before if broker_pid else None
             written = await records_written(admin, consumer, topics, app_id)
         busy, stolen, spent = (
             b - a for a, b in zip(machine_before, state.machine_cpu(), strict=True)
@@ -142,7 +142,7 @@ async def drain(
         "cpu_us_per_event": round(cpu / count * 1e6),
         # The local broker's CPU over the same span, per event: on a machine it shares with the
         # workers, what two workers can gain over one is what the broker leaves them.
-        "broker_cpu_us_per_event": None if kafka_cpu is None else round(kafka_cpu / count * 1e6),
+        "broker_cpu_us_per_event": None if broker_cpu is None else round(broker_cpu / count * 1e6),
         # Records the workers wrote per input event, by kind: the broker's work per event.
         "records_per_event": {kind: round(n / count, 2) for kind, n in written.items()},
         # The whole machine over the drain: how many cores were busy (workers, broker, the
@@ -156,7 +156,7 @@ async def drain(
 async def records_written(
     admin: Any, consumer: AIOKafkaConsumer, topics: Topics, app_id: str
 ) -> dict[str, int]:
-    """Records on a drain's topics that the workers wrote, by kind: the tables' changelogs,
+    """Records the workers wrote on a drain's topics by its end, by kind: the tables' changelogs,
     the topics between steps (journals, the referrer view), and the outputs."""
     inputs = {
         topics.lead_submitted,
