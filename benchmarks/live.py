@@ -119,10 +119,11 @@ async def drain(
             seconds = drained - start
             cpu = sum(map(state.cpu_seconds, pids)) - cpu_before
             broker_cpu = state.cpu_seconds(broker_pid) - broker_before if broker_pid else None
+            busy, stolen, spent = (
+                b - a for a, b in zip(machine_before, state.machine_cpu(), strict=True)
+            )
+            # counted after the CPU figures: the count's own requests are not the drain's
             written = await records_written(admin, consumer, topics, app_id)
-        busy, stolen, spent = (
-            b - a for a, b in zip(machine_before, state.machine_cpu(), strict=True)
-        )
         peak = max(state.memory_mb(pid, "VmHWM") for pid in pids)
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
@@ -158,18 +159,11 @@ async def records_written(
 ) -> dict[str, int]:
     """Records the workers wrote on a drain's topics by its end, by kind: the tables' changelogs,
     the topics between steps (journals, the referrer view), and the outputs."""
-    inputs = {
-        topics.lead_submitted,
-        topics.client_signed,
-        topics.invoice_paid,
-        topics.referral_refused,
-        topics.clock,
-    }
     names = [
         name
         for name in await admin.list_topics()
         if name.startswith((topics.prefix, f"{app_id}-"))
-        and name not in inputs
+        and name not in topics.inputs
         and "__assignor" not in name  # Faust's own, not the workers' records
     ]
     tps = [TopicPartition(name, n) for name in names for n in range(PARTITIONS)]
