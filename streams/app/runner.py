@@ -11,7 +11,12 @@ from typing import Any
 from streams.app.settings import Settings
 from streams.app.topology import ReferralWorker
 from streams.kafka import outage
-from streams.kafka.connection import KafkaRefused, KafkaUnreachable, probe
+from streams.kafka.connection import (
+    KafkaRefused,
+    KafkaUnreachable,
+    probe,
+    wait_for_the_broker_at_start,
+)
 from streams.kafka.topics import TopicLayoutError, TopicSpec, ensure_topics
 from streams.rules import TermsError, load_terms
 
@@ -74,6 +79,7 @@ def run_worker(settings: Settings) -> int:
         print(f"referral-rewards worker: {exc}", file=sys.stderr)
         return 2
     outage.install()
+    wait_for_the_broker_at_start()  # the broker may go between the topic check and Faust's start
     logging.getLogger().setLevel(settings.log_level.upper())
     worker = ReferralWorker(settings, programme)
     try:

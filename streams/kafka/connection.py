@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import ssl
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -281,3 +283,62 @@ async def probe(bootstrap: str, security: Security | None = None) -> None:
         conn.close()
         return
     raise KafkaUnreachable("; ".join(causes) or f"no server in {bootstrap!r}")
+
+
+log = logging.getLogger("referral.kafka")
+WAIT_REMINDER_S = 60.0
+WAIT_MAX_BACKOFF_S = 5.0
+
+
+def wait_for_the_broker_at_start() -> None:
+    """Make every aiokafka client this process starts wait while no bootstrap server answers,
+    instead of failing its start: a worker checks its topics before Faust starts its
+    clients, and a broker restarted in between stopped the worker for good. A broker that
+    answers but refuses the connection as configured (`probe`: KafkaRefused) still fails at
+    once. One line when the wait starts, a reminder a minute; idempotent."""
+    from aiokafka.client import AIOKafkaClient
+    from aiokafka.errors import KafkaConnectionError
+
+    bootstrap = AIOKafkaClient.bootstrap
+    if getattr(bootstrap, "waits_for_the_broker", False):
+        return
+
+    async def patient_bootstrap(self: AIOKafkaClient) -> None:
+        servers = ",".join(f"{host}:{port}" for host, port, _ in self.hosts)
+        delay, first_failure, said_at = 0.5, 0.0, 0.0
+        while True:
+            try:
+                await bootstrap(self)
+                return
+            except KafkaConnectionError as exc:
+                cause: Exception = exc
+            try:
+                await probe(servers)
+            except KafkaUnreachable as why:
+                cause = why
+            except KafkaRefused:
+                raise
+            except Exception:  # the probe could not tell: the client's own error stands
+                pass
+            now = time.monotonic()
+            if not first_failure:
+                first_failure = said_at = now
+                log.warning(
+                    "a Kafka client cannot bootstrap from %s (%s); waiting for the broker, "
+                    "a reminder a minute",
+                    servers,
+                    cause,
+                )
+            elif now - said_at >= WAIT_REMINDER_S:
+                said_at = now
+                log.warning(
+                    "a Kafka client still cannot bootstrap from %s after %.0f s (%s)",
+                    servers,
+                    now - first_failure,
+                    cause,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, WAIT_MAX_BACKOFF_S)
+
+    patient_bootstrap.waits_for_the_broker = True  # type: ignore[attr-defined]
+    AIOKafkaClient.bootstrap = patient_bootstrap

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import subprocess
@@ -13,8 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from streams.faults.processes import ROOT, free_port
+from streams.contracts import ClockAdvanced
+from streams.faults.processes import ROOT, WorkerProcess, free_port
 from streams.kafka.topics import TopicSpec, ensure_topics
+from tests.builders import DAY, T0, lead, terms_toml
+from tests.e2e.harness import produce, wait_for_outputs
+from tests.integration.gate import Gate
 
 pytestmark = pytest.mark.integration
 
@@ -102,3 +107,37 @@ def test_a_worker_whose_broker_closes_connections_while_restarting_waits_for_it(
         listener.close()
     assert "cannot reach Kafka at" in text, text
     assert "TLS listener" not in text, text
+
+
+async def test_a_worker_whose_broker_goes_between_its_topic_check_and_faust_start_waits_for_it(
+    kafka_bootstrap: str, tmp_path: Path, unique: str
+) -> None:
+    """The worker checks its topics, then Faust starts its clients: a broker restarted in
+    between used to stop the worker for good ("Unable to bootstrap", exit 1, as the fault
+    harness saw in CI). Its clients now wait for the broker, and the worker then works."""
+    terms = tmp_path / "terms.toml"
+    terms.write_text(terms_toml())
+    gate = Gate(kafka_bootstrap)
+    prefix = f"gate-{unique}."
+    worker = WorkerProcess(gate.bootstrap, f"gate-{unique}", prefix, tmp_path / "w", terms)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 90
+        while "created topics" not in worker.log_path.read_text():
+            assert worker.running, worker.log_tail()
+            assert time.monotonic() < deadline, worker.log_tail()
+            await asyncio.sleep(0.02)
+        gate.close()  # as a broker being killed or starting: every connection closed at once
+        await asyncio.sleep(8)
+        assert worker.running, worker.log_tail()
+        log = worker.log_path.read_text()
+        assert "cannot bootstrap from" in log, log
+        assert log.count("cannot bootstrap from") <= 2, log  # one line per client, not a storm
+        gate.open()
+        await produce(kafka_bootstrap, prefix, [lead("lead-1", T0), ClockAdvanced(T0 + DAY)])
+        outputs = await wait_for_outputs(kafka_bootstrap, prefix, {"referral-decisions": 1})
+        assert [d["lead_id"] for d in outputs["referral-decisions"]] == ["lead-1"]
+        assert worker.running, worker.log_tail()
+    finally:
+        worker.stop()
+        gate.stop()
