@@ -79,11 +79,11 @@ def run_worker(settings: Settings) -> int:
         print(f"referral-rewards worker: {exc}", file=sys.stderr)
         return 2
     outage.install()
-    wait_for_the_broker_at_start()  # the broker may go between the topic check and Faust's start
     logging.getLogger().setLevel(settings.log_level.upper())
     worker = ReferralWorker(settings, programme)
+    specs = worker.topic_specs()
     try:
-        created = wait_for_topics(settings, worker.topic_specs())
+        created = wait_for_topics(settings, specs)
     except TopicLayoutError as exc:
         print(f"referral-rewards worker: refusing to start: {exc}", file=sys.stderr)
         return 2
@@ -92,6 +92,8 @@ def run_worker(settings: Settings) -> int:
         return 2
     if created:
         log.info("created topics: %s", ", ".join(created))
+    worker.checked_topics.update(spec.name for spec in specs)
+    wait_for_the_broker_at_start()  # the broker may go between the topic check and Faust's start
     import faust
 
     class Worker(faust.Worker):

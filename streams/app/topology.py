@@ -168,6 +168,22 @@ def raw_table(table: Any) -> StagedTable[bytes]:
     return StagedTable(FaustTableStore(table), bytes, bytes)
 
 
+def topics_declared_unless_checked(checked: set[str]) -> type[faust.Topic]:
+    """Faust's topic class, except that a topic named in `checked` is not declared again.
+
+    Faust declares each topic at start, one CreateTopics request to the controller apiece; a
+    broker that went away during them stopped the worker. The runner creates and checks every
+    topic the worker needs (`ensure_topics`, co-partitioning included) before Faust starts,
+    and fills `checked` then: Faust's requests had nothing left to do."""
+
+    class CheckedTopic(faust.Topic):
+        async def declare(self) -> None:
+            if not checked.issuperset(self.topics):
+                await super().declare()
+
+    return CheckedTopic
+
+
 class ReferralWorker:
     """Builds the Faust app for `settings`; `app` is what a Faust worker runs."""
 
@@ -179,8 +195,10 @@ class ReferralWorker:
         self.metrics = Metrics()
         self.faults = FaultPoints.from_env()
         self.partitions = settings.partitions
+        self.checked_topics: set[str] = set()  # the runner's `ensure_topics` created and checked
         self.app = faust.App(
             settings.app_id,
+            Topic=topics_declared_unless_checked(self.checked_topics),
             broker=f"kafka://{settings.bootstrap}",
             broker_credentials=connection.current().faust_credentials(),
             store="rocksdb://",

@@ -138,6 +138,9 @@ async def test_a_worker_whose_broker_goes_between_its_topic_check_and_faust_star
         outputs = await wait_for_outputs(kafka_bootstrap, prefix, {"referral-decisions": 1})
         assert [d["lead_id"] for d in outputs["referral-decisions"]] == ["lead-1"]
         assert worker.running, worker.log_tail()
+        # Nor does Faust declare the checked topics again: a broker going during those
+        # requests stopped the worker the same way.
+        assert "Creating topic" not in worker.log_path.read_text()
     finally:
         worker.stop()
         gate.stop()
