@@ -21,6 +21,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger("referral.kafka")
+WAIT_REMINDER_S = 60.0  # a client waiting for the broker at start says so again this often
+WAIT_MAX_BACKOFF_S = 5.0
+
 
 class Protocol(StrEnum):
     PLAINTEXT = "PLAINTEXT"
@@ -283,11 +287,6 @@ async def probe(bootstrap: str, security: Security | None = None) -> None:
         conn.close()
         return
     raise KafkaUnreachable("; ".join(causes) or f"no server in {bootstrap!r}")
-
-
-log = logging.getLogger("referral.kafka")
-WAIT_REMINDER_S = 60.0
-WAIT_MAX_BACKOFF_S = 5.0
 
 
 def wait_for_the_broker_at_start() -> None:

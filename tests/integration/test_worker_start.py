@@ -128,7 +128,7 @@ async def test_a_worker_whose_broker_goes_between_its_topic_check_and_faust_star
             assert time.monotonic() < deadline, worker.log_tail()
             await asyncio.sleep(0.02)
         gate.close()  # as a broker being killed or starting: every connection closed at once
-        await asyncio.sleep(8)
+        await asyncio.sleep(5)
         assert worker.running, worker.log_tail()
         log = worker.log_path.read_text()
         assert "cannot bootstrap from" in log, log
