@@ -172,14 +172,23 @@ def topics_declared_unless_checked(checked: set[str]) -> type[faust.Topic]:
     """Faust's topic class, except that a topic named in `checked` is not declared again.
 
     Faust declares each topic at start, one CreateTopics request to the controller apiece; a
-    broker that went away during them stopped the worker. The runner creates and checks every
-    topic the worker needs (`ensure_topics`, co-partitioning included) before Faust starts,
-    and fills `checked` then: Faust's requests had nothing left to do."""
+    broker that went away during them stopped the worker, and so would a cluster that does not
+    let the worker create topics. The runner creates and checks every topic the worker needs
+    (`ensure_topics`, co-partitioning included) before Faust starts, and fills `checked`
+    then. The producer's metadata still learns the topics, all of them at the first
+    declaration (as Faust's first refresh did): the table queries' routing finds a key's
+    partition there. Tracked, not refreshed once, so that a later refresh for the topics
+    written does not drop them."""
 
     class CheckedTopic(faust.Topic):
         async def declare(self) -> None:
             if not checked.issuperset(self.topics):
                 await super().declare()
+                return
+            producer: Any = await self._get_producer()
+            client = producer._ensure_producer().client  # Faust's own create_topic uses it
+            for topic in sorted(checked):
+                await client.add_topic(topic)  # one refresh for all: they wait on the same
 
     return CheckedTopic
 
