@@ -12,16 +12,15 @@ from streams.app.settings import Settings
 from streams.app.topology import ReferralWorker
 from streams.kafka import outage
 from streams.kafka.connection import (
+    BrokerWait,
     KafkaRefused,
-    KafkaUnreachable,
-    probe,
     wait_for_the_broker_at_start,
+    why_unreachable,
 )
 from streams.kafka.topics import TopicLayoutError, TopicSpec, ensure_topics
 from streams.rules import TermsError, load_terms
 
 log = logging.getLogger("referral.worker")
-REMIND_EVERY_S = 60.0
 MAX_BACKOFF_S = 30.0
 
 
@@ -32,41 +31,16 @@ def wait_for_topics(
     reached: one line at first, then a reminder a minute (a supervisor need not restart us).
     A topic layout that breaks co-partitioning, and a broker that answers but refuses the
     connection as configured (TLS trust, credentials: KafkaRefused), are not waited for."""
-    delay, first_failure, said_at = 1.0, None, 0.0
+    wait = BrokerWait(f"cannot reach Kafka at {settings.bootstrap}", 1.0, MAX_BACKOFF_S, log)
     while True:
         try:
             created = asyncio.run(ensure_topics(settings.bootstrap, specs))
         except TopicLayoutError:
             raise
-        except Exception:
-            try:
-                asyncio.run(probe(settings.bootstrap))
-            except KafkaUnreachable as why:
-                exc = why
-            except KafkaRefused:
-                raise
-            except Exception:  # the probe itself could not tell: keep the first error
-                pass
-            now = time.monotonic()
-            if first_failure is None:
-                first_failure = said_at = now
-                log.warning(
-                    "cannot reach Kafka at %s (%s); retrying with backoff, a reminder a minute",
-                    settings.bootstrap,
-                    exc or type(exc).__name__,
-                )
-            elif now - said_at >= REMIND_EVERY_S:
-                said_at = now
-                log.warning(
-                    "still cannot reach Kafka at %s after %.0f s (%s)",
-                    settings.bootstrap,
-                    now - first_failure,
-                    exc or type(exc).__name__,
-                )
-            sleep(delay)
-            delay = min(delay * 2, MAX_BACKOFF_S)
+        except Exception as exc:
+            sleep(wait.failed(asyncio.run(why_unreachable(settings.bootstrap, exc))))
             continue
-        if first_failure is not None:
+        if wait.started is not None:
             log.info("Kafka at %s reached", settings.bootstrap)
         return created
 

@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("referral.kafka")
-WAIT_REMINDER_S = 60.0  # a client waiting for the broker at start says so again this often
-WAIT_MAX_BACKOFF_S = 5.0
+REMIND_EVERY_S = 60.0  # a wait for the broker says so again this often
 
 
 class Protocol(StrEnum):
@@ -289,12 +288,67 @@ async def probe(bootstrap: str, security: Security | None = None) -> None:
     raise KafkaUnreachable("; ".join(causes) or f"no server in {bootstrap!r}")
 
 
+class BrokerWait:
+    """A wait for a broker that cannot be reached: the backoff between tries, and what the
+    operator is told (one line when the wait starts, then a reminder a minute, not a line
+    per try)."""
+
+    def __init__(
+        self,
+        what: str,
+        first_delay: float,
+        max_delay: float,
+        logger: logging.Logger = log,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self.what = what  # e.g. "cannot reach Kafka at host:port"
+        self.delay = first_delay
+        self.max_delay = max_delay
+        self.logger = logger
+        self.clock = clock
+        self.started: float | None = None  # when the first try failed
+        self._said_at = 0.0
+
+    def failed(self, cause: object) -> float:
+        """A try failed because of `cause`: say so when due; the seconds to wait before the next."""
+        now = self.clock()
+        cause = str(cause) or type(cause).__name__  # a timeout's text is empty
+        if self.started is None:
+            self.started = self._said_at = now
+            self.logger.warning(
+                "%s (%s); retrying with backoff, a reminder a minute", self.what, cause
+            )
+        elif now - self._said_at >= REMIND_EVERY_S:
+            self._said_at = now
+            self.logger.warning(
+                "%s: still so after %.0f s (%s)", self.what, now - self.started, cause
+            )
+        delay, self.delay = self.delay, min(self.delay * 2, self.max_delay)
+        return delay
+
+
+async def why_unreachable(bootstrap: str, error: BaseException) -> BaseException:
+    """What to tell about a wait on `bootstrap` after `error`: the probe's KafkaUnreachable
+    (which server, why), or `error` itself when the probe cannot tell or the broker answers.
+    Raises KafkaRefused: a broker that refuses the connection as configured is not waited
+    for."""
+    try:
+        await probe(bootstrap)
+    except KafkaUnreachable as why:
+        return why
+    except KafkaRefused:
+        raise
+    except Exception:  # the probe itself could not tell
+        pass
+    return error
+
+
 def wait_for_the_broker_at_start() -> None:
     """Make every aiokafka client this process starts wait while no bootstrap server answers,
     instead of failing its start: a worker checks its topics before Faust starts its
     clients, and a broker restarted in between stopped the worker for good. A broker that
-    answers but refuses the connection as configured (`probe`: KafkaRefused) still fails at
-    once. One line when the wait starts, a reminder a minute; idempotent."""
+    answers but refuses the connection as configured (KafkaRefused) still fails at once.
+    Idempotent."""
     from aiokafka.client import AIOKafkaClient
     from aiokafka.errors import KafkaConnectionError
 
@@ -304,40 +358,13 @@ def wait_for_the_broker_at_start() -> None:
 
     async def patient_bootstrap(self: AIOKafkaClient) -> None:
         servers = ",".join(f"{host}:{port}" for host, port, _ in self.hosts)
-        delay, first_failure, said_at = 0.5, 0.0, 0.0
+        wait = BrokerWait(f"a Kafka client cannot bootstrap from {servers}", 0.5, 5.0)
         while True:
             try:
                 await bootstrap(self)
                 return
             except KafkaConnectionError as exc:
-                cause: Exception = exc
-            try:
-                await probe(servers)
-            except KafkaUnreachable as why:
-                cause = why
-            except KafkaRefused:
-                raise
-            except Exception:  # the probe could not tell: the client's own error stands
-                pass
-            now = time.monotonic()
-            if not first_failure:
-                first_failure = said_at = now
-                log.warning(
-                    "a Kafka client cannot bootstrap from %s (%s); waiting for the broker, "
-                    "a reminder a minute",
-                    servers,
-                    cause,
-                )
-            elif now - said_at >= WAIT_REMINDER_S:
-                said_at = now
-                log.warning(
-                    "a Kafka client still cannot bootstrap from %s after %.0f s (%s)",
-                    servers,
-                    now - first_failure,
-                    cause,
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, WAIT_MAX_BACKOFF_S)
+                await asyncio.sleep(wait.failed(await why_unreachable(servers, exc)))
 
     patient_bootstrap.waits_for_the_broker = True  # type: ignore[attr-defined]
     AIOKafkaClient.bootstrap = patient_bootstrap

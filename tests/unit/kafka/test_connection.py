@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
 
 from streams.kafka.connection import (
+    BrokerWait,
     ConnectionConfigError,
     KafkaUnreachable,
     Protocol,
@@ -93,3 +95,26 @@ async def test_a_listener_that_closes_plaintext_connections_without_tls_is_waite
     finally:
         server.close()
         await server.wait_closed()
+
+
+def test_a_wait_for_the_broker_says_so_once_then_a_minute_later_and_backs_off() -> None:
+    now = [0.0]
+    logger = logging.getLogger("test.broker-wait")
+    said: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    wait = BrokerWait("cannot reach Kafka at k:9092", 1.0, 5.0, logger, clock=lambda: now[0])
+    delays = []
+    for _ in range(40):
+        delays.append(wait.failed(TimeoutError()))
+        now[0] += delays[-1]
+    assert delays[:5] == [1.0, 2.0, 4.0, 5.0, 5.0]
+    assert said[0] == (
+        "cannot reach Kafka at k:9092 (TimeoutError); retrying with backoff, a reminder a minute"
+    )
+    assert said[1:] == [
+        "cannot reach Kafka at k:9092: still so after 62 s (TimeoutError)",
+        "cannot reach Kafka at k:9092: still so after 122 s (TimeoutError)",
+        "cannot reach Kafka at k:9092: still so after 182 s (TimeoutError)",
+    ]
