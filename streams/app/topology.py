@@ -180,6 +180,8 @@ def topics_declared_unless_checked(checked: set[str]) -> type[faust.Topic]:
     partition there. Tracked, not refreshed once, so that a later refresh for the topics
     written does not drop them."""
 
+    tracked: set[str] = set()  # in the producer's metadata already
+
     class CheckedTopic(faust.Topic):
         async def declare(self) -> None:
             if not checked.issuperset(self.topics):
@@ -187,8 +189,9 @@ def topics_declared_unless_checked(checked: set[str]) -> type[faust.Topic]:
                 return
             producer: Any = await self._get_producer()
             client = producer._ensure_producer().client  # Faust's own create_topic uses it
-            for topic in sorted(checked):
+            for topic in checked - tracked:
                 await client.add_topic(topic)  # one refresh for all: they wait on the same
+            tracked.update(checked)
 
     return CheckedTopic
 
