@@ -18,7 +18,8 @@ class Gate:
         self.is_open = threading.Event()
         self.is_open.set()
         self._listener = socket.create_server(("127.0.0.1", 0))
-        self.bootstrap = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        self.port: int = self._listener.getsockname()[1]
+        self.bootstrap = f"127.0.0.1:{self.port}"
         self._stopped = False
         threading.Thread(target=self._accept, daemon=True).start()
 

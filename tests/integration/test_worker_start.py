@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -86,25 +83,17 @@ def test_a_worker_started_before_its_broker_waits_and_says_so_once(tmp_path: Pat
 
 
 def test_a_worker_whose_broker_closes_connections_while_restarting_waits_for_it(
-    tmp_path: Path,
+    kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     """A broker being killed or starting closes connections at once, as a TLS listener does
     to a plaintext client; it is waited for, not taken for a misconfiguration (a worker that
     started while the broker restarted used to exit 2 for good)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    closing = threading.Event()
-
-    def close_every_connection() -> None:
-        while not closing.is_set():
-            with contextlib.suppress(OSError):
-                listener.accept()[0].close()
-
-    threading.Thread(target=close_every_connection, daemon=True).start()
+    gate = Gate(kafka_bootstrap)
+    gate.close()
     try:
-        text = _still_waiting_after(6, listener.getsockname()[1], tmp_path)
+        text = _still_waiting_after(6, gate.port, tmp_path)
     finally:
-        closing.set()
-        listener.close()
+        gate.stop()
     assert "cannot reach Kafka at" in text, text
     assert "TLS listener" not in text, text
 
