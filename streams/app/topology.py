@@ -49,6 +49,7 @@ from streams.app.continuity import Continuity, install_continuity
 from streams.app.delivery import Acks, Outgoing, acknowledged, partition_of, send
 from streams.app.eager import install_eager_delivery
 from streams.app.fault_points import FaultPoints
+from streams.app.inline_consumer import install_inline_consumer
 from streams.app.journal import (
     JournalError,
     app_topic,
@@ -244,6 +245,7 @@ class ReferralWorker:
         self._stored_at: float | None = None  # the last round stored since the last commit
         install_continuity()  # every agent goes through the continuity guard
         install_eager_delivery()
+        install_inline_consumer()  # no thread of its own: one event loop, no lock hand-overs
         self._timers_by_partition: dict[int, list[tuple[int, str]]] | None = None
         self._kafka_clients: tuple[Any, Any] | None = None
         # Every agent's first round asks for committed offsets at once: one pair of clients
@@ -940,10 +942,11 @@ class ReferralWorker:
         return starts
 
     async def _seek(self, tp: TP, offset: int) -> None:
-        """Seek on the consumer's own thread, as Faust's rebalance does (its Consumer.seek
-        calls the client from this thread while it fetches: aiokafka then fails on a
-        KeyError in fetched_records, and the worker crashes)."""
-        consumer: Any = self.app.consumer  # the aiokafka driver's, with its thread
+        """Seek through the consumer's service, as Faust's rebalance does. (While the
+        consumer ran in a thread of its own, Faust's Consumer.seek called the client from
+        this thread as it fetched in the other: aiokafka then failed on a KeyError in
+        fetched_records, and the worker crashed.)"""
+        consumer: Any = self.app.consumer  # the aiokafka driver's (streams.app.inline_consumer)
         await consumer._thread.seek_wait({tp: offset})
 
     async def _end_offsets(self, tps: set[TP]) -> dict[TP, int]:
