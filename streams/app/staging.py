@@ -92,7 +92,8 @@ class TableStore(Protocol):
 
     def get(self, key: bytes) -> bytes | None: ...
 
-    def items(self) -> Iterable[tuple[bytes, bytes]]: ...
+    def items(self, partition: int | None = None) -> Iterable[tuple[bytes, bytes]]:
+        """Every stored key and value; only those stored under `partition` when given."""
 
     def write(self, records: Iterable[tuple[int, bytes, bytes | None]]) -> None:
         """(partition, key, value or None to delete), in order."""
@@ -119,9 +120,15 @@ class FaustTableStore:
         stored: bytes | None = self.table.data._db_for_partition(event.message.partition).get(key)
         return stored
 
-    def items(self) -> Iterable[tuple[bytes, bytes]]:
-        items: Iterable[tuple[bytes, bytes]] = self.table.items()
-        return items
+    def items(self, partition: int | None = None) -> Iterable[tuple[bytes, bytes]]:
+        if partition is None:
+            everything: Iterable[tuple[bytes, bytes]] = self.table.items()
+            return everything
+        store = self.table.data  # one RocksDB per partition
+        stored: Iterable[tuple[bytes, bytes]] = store._visible_items(
+            store._db_for_partition(partition)
+        )
+        return stored
 
     def write(self, records: Iterable[tuple[int, bytes, bytes | None]]) -> None:
         """One RocksDB write batch per partition (one call and one WAL write, not one per key),
@@ -219,8 +226,20 @@ class StagedTable(MutableMapping[str, S], Generic[S]):
 
     def items(self) -> Iterator[tuple[str, S]]:  # type: ignore[override]
         """Every key with its value as staged, the table's keys first (for rebuilds only)."""
+        return self._items(self.table.items(), lambda key: True)
+
+    def items_in(
+        self, partition: int, partition_of: Callable[[str], int]
+    ) -> Iterator[tuple[str, S]]:
+        """The keys of one partition (`partition_of` gives a key's) with their values as
+        staged: what a rebuild of that partition's state reads, and no other partition's."""
+        return self._items(self.table.items(partition), lambda key: partition_of(key) == partition)
+
+    def _items(
+        self, stored: Iterable[tuple[bytes, bytes]], wanted: Callable[[str], bool]
+    ) -> Iterator[tuple[str, S]]:
         seen: set[str] = set()
-        for raw_key, data in self.table.items():
+        for raw_key, data in stored:
             key = raw_key.decode()
             seen.add(key)
             value = self._staged(key)
@@ -229,7 +248,7 @@ class StagedTable(MutableMapping[str, S], Generic[S]):
             elif value is not _DELETED:
                 yield key, value
         for key in [*self._unstored, *self._batch, *self._event]:
-            if key not in seen:
+            if key not in seen and wanted(key):
                 seen.add(key)
                 value = self._staged(key)
                 if value is not _DELETED:

@@ -36,7 +36,6 @@ import json
 import logging
 import os
 import time
-from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from functools import partial
 from typing import Any, TypeVar
@@ -246,7 +245,6 @@ class ReferralWorker:
         install_continuity()  # every agent goes through the continuity guard
         install_eager_delivery()
         install_inline_consumer()  # no thread of its own: one event loop, no lock hand-overs
-        self._timers_by_partition: dict[int, list[tuple[int, str]]] | None = None
         self._kafka_clients: tuple[Any, Any] | None = None
         # Every agent's first round asks for committed offsets at once: one pair of clients
         # for all of them (each made its own, and all but one were left unclosed)
@@ -479,11 +477,14 @@ class ReferralWorker:
         name: str,
         handle: Handler,
         tables: Sequence[StagedTable[Any]] = (),
+        *,
         on_failure: Callable[[EventT[Any]], None] | None = None,
+        before_round: Callable[[list[EventT[Any]]], Awaitable[None]] | None = None,
     ) -> None:
         """An agent (concurrency 1, faust-streaming #606) applying `handle` to every message
         of batches of records taken from its channel (streams.app.batches; a packed record
-        holds many, streams.app.packing) in rounds (streams.app.staging).
+        holds many, streams.app.packing) in rounds (streams.app.staging), each round after
+        `before_round` (what the round's records need ready, awaited).
         It computes the next round while the broker acknowledges the last ones (at most
         `rounds_in_flight` unstored); a task beside it commits them in order: outputs
         acknowledged first, then state, then offsets.
@@ -528,7 +529,10 @@ class ReferralWorker:
                     self._count_round(name, batch, weight)
                     spent[name, "wait"] += taken - started
                     events = self.faults.ahead(name, batch, self.app.consumer)
-                    for event in await self.continuity.admit(events):
+                    admitted = await self.continuity.admit(events)
+                    if before_round is not None:
+                        await before_round(admitted)
+                    for event in admitted:
                         outgoing.extend(self._apply(event, handle, tables, on_failure))
                     for table in tables:
                         table.seal()
@@ -613,7 +617,8 @@ class ReferralWorker:
             "leads",
             self._lead,
             (self.leads, self.clocks, self.histories),
-            self._forget_shard,
+            on_failure=self._forget_shard,
+            before_round=self._open_shards,
         )
         accounts = state_table(self.account_table, AccountState)
         self._agent(self.account_topic, Route.ACCOUNT.value, self._accounts(accounts), (accounts,))
@@ -634,7 +639,6 @@ class ReferralWorker:
         async def forget_shards(*_: Any, **__: Any) -> None:
             # rebuilt from the tables for the partitions that come next
             self._shards.clear()
-            self._timers_by_partition = None
             self.continuity.forget()
 
         @self.app.on_partitions_assigned.connect
@@ -690,27 +694,37 @@ class ReferralWorker:
         return handle
 
     def _shard(self, partition: int) -> LeadShard:
+        """The lead shard of `partition`, its clock and timers rebuilt from the tables the
+        first time after a start or a rebalance (a scan of the partition's leads)."""
         shard = self._shards.get(partition)
         if shard is None:
-            if self._timers_by_partition is None:
-                # One scan of the table after a rebalance, not one per partition.
-                self._timers_by_partition = defaultdict(list)
-                for due, lead_id in pending_timers(self.leads.items(), self.programme):
-                    self._timers_by_partition[
-                        partition_of(lead_id.encode(), self.partitions)
-                    ].append((due, lead_id))
             stored = self.clocks.get(str(partition))
             shard = LeadShard(self.programme, self.leads, int(stored) if stored else None)
-            count = shard.rebuild_timers(self._timers_by_partition.pop(partition, []))
+            leads = self.leads.items_in(partition, self._lead_partition)
+            count = shard.rebuild_timers(pending_timers(leads, self.programme))
             log.info("lead shard %d: clock %s, %d timers", partition, shard.clock, count)
             self._shards[partition] = shard
         return shard
+
+    def _lead_partition(self, lead_id: str) -> int:
+        return partition_of(lead_id.encode(), self.partitions)
+
+    async def _open_shards(self, events: list[EventT[Any]]) -> None:
+        """The lead shards a round needs, rebuilt before it runs, one partition at a time
+        with the loop free in between: the group's heartbeat runs on this loop
+        (streams.app.inline_consumer), and a scan takes about a second for every 100,000
+        leads of its partition."""
+        first = {event.message.partition: event for event in reversed(events)}
+        for partition, event in sorted(first.items()):
+            if partition not in self._shards:
+                with as_current(event):  # the tables read as in the round: by its partition
+                    self._shard(partition)
+                await asyncio.sleep(0)
 
     def _forget_shard(self, event: EventT[Any]) -> None:
         """A lead message failed half-way: its shard's clock and timers are rebuilt from the
         tables, which hold none of its writes."""
         self._shards.pop(event.message.partition, None)
-        self._timers_by_partition = None
 
     def _lead(self, event: EventT[Any], key: bytes | None, value: bytes | None) -> list[Outgoing]:
         partition = event.message.partition

@@ -121,6 +121,43 @@ def test_items_see_the_staged_values(staged: StagedTable[bytes]) -> None:
     assert len(staged) == 2
 
 
+class PartitionedTable(FakeTable):
+    """A table store stand-in that lists a partition's keys: those last written under it."""
+
+    def items(self, partition: int | None = None) -> list[tuple[bytes, bytes]]:  # type: ignore[override]
+        where = {key: written for key, written in self.writes}
+        return [(k, v) for k, v in super().items() if partition in (None, where[k])]
+
+
+def test_r13_a_partition_s_items_are_its_stored_and_staged_keys_and_no_other_s() -> None:
+    """What a lead shard's rebuild reads (its timers): one partition's leads, as staged."""
+    staged: StagedTable[bytes] = StagedTable(PartitionedTable(), bytes, bytes)
+    for key, partition in (("a", 0), ("b", 1), ("gone", 0), ("c", 1)):
+        staged[key] = b"stored"
+        staged.keep(event(partition))
+    commit(staged)
+    staged["a"] = b"in flight"
+    del staged["gone"]
+    staged.keep(event(0))
+    staged.seal()  # a round in flight
+    staged["new"] = b"in the round"
+    staged.keep(event(0))
+    staged["c"] = b"in the round"
+    staged["other"] = b"in the round"
+    staged.keep(event(1))
+    partition_of = {"a": 0, "b": 1, "c": 1, "gone": 0, "new": 0, "other": 1}.__getitem__
+    assert dict(staged.items_in(0, partition_of)) == {"a": b"in flight", "new": b"in the round"}
+    assert dict(staged.items_in(1, partition_of)) == {
+        "b": b"stored",
+        "c": b"in the round",
+        "other": b"in the round",
+    }
+    assert dict(staged.items()) == {
+        **dict(staged.items_in(0, partition_of)),
+        **dict(staged.items_in(1, partition_of)),
+    }
+
+
 def test_a_round_with_an_event_neither_kept_nor_dropped_is_not_sealed(
     staged: StagedTable[bytes],
 ) -> None:
@@ -209,6 +246,10 @@ def test_r13_a_batch_is_written_into_fausts_rocksdb_partitions_where_its_recover
     assert dict(data._key_index) == {}
     assert (data._get(b"lead-a"), data._get(b"lead-b"), data._get(b"lead-c")) == (b"4", b"2", None)
     assert dict(data._key_index) == {b"lead-a": 1, b"lead-b": 2}
+    # a partition's items: what it stores, read from its own RocksDB alone
+    assert dict(store.items(1)) == {b"lead-a": b"4"}
+    assert dict(store.items(2)) == {b"lead-b": b"2"}
+    assert dict(store.items(3)) == {}
 
 
 def test_r13_rounds_in_flight_commit_in_order_after_their_outputs_in_one_changelog_trip() -> None:
