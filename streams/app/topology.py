@@ -712,8 +712,8 @@ class ReferralWorker:
     async def _open_shards(self, events: list[EventT[Any]]) -> None:
         """The lead shards a round needs, rebuilt before it runs, one partition at a time
         with the loop free in between: the group's heartbeat runs on this loop
-        (streams.app.inline_consumer), and a scan takes about a second for every 100,000
-        leads of its partition."""
+        (streams.app.inline_consumer), and a scan takes most of a second for every 100,000
+        leads of its partition (6.6 us a lead on RocksDB alone)."""
         first = {event.message.partition: event for event in reversed(events)}
         for partition, event in sorted(first.items()):
             if partition not in self._shards:
