@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from benchmarks import state
 from benchmarks.replay_kafka import backlog, placed, publish, read_and_decode
@@ -40,7 +41,8 @@ from streams.app.settings import Topics
 from streams.faults.processes import WorkerProcess
 from streams.kafka import broker
 from streams.kafka.broker import KAFKA_VERSION
-from streams.kafka.topics import delete_app_topics
+from streams.kafka.connection import client_kwargs
+from streams.kafka.topics import delete_app_topics, delete_topics_with_prefix
 
 PARTITIONS = 8
 WARM_UP = 20  # rewards before the latency is timed
@@ -76,6 +78,7 @@ async def drain(
         for n in range(workers)
     ]
     await asyncio.to_thread(broker.deletions_settled)  # the phase before's topics are gone
+    others = await partitions_held(bootstrap)  # before the drain's own exist
     for proc in procs:
         proc.start()
     try:
@@ -152,7 +155,27 @@ async def drain(
         "cores_busy": round(busy / seconds, 2),
         "steal_share": round(stolen / spent, 3) if spent else 0.0,
         "peak_rss_mb": round(peak),
+        # Partitions of other topics the broker held: its CPU per event grows with them
+        # (docs/benchmarks.md, round 15), and the drain's time with it.
+        "broker_other_partitions": others,
     }
+
+
+async def partitions_held(bootstrap: str) -> int:
+    """How many partitions the broker holds, every topic's (Kafka's own included)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_kwargs())
+    await admin.start()
+    try:
+        described = await admin.describe_topics(await admin.list_topics())
+        return sum(len(topic["partitions"]) for topic in described)
+    finally:
+        await admin.close()
+
+
+async def clear_scratch(bootstrap: str) -> list[str]:
+    """Delete the scratch topics an interrupted run left (this benchmark's prefixes only):
+    left there, they would slow every run after it."""
+    return await delete_topics_with_prefix(bootstrap, "bench-live-", "bench-lat-")
 
 
 async def records_written(
@@ -206,6 +229,9 @@ async def run(
     profile: str | None = None,
     warm_up: int = WARM_UP_EVENTS,
 ) -> dict[str, Any]:
+    left = await clear_scratch(bootstrap)
+    if left:
+        print(f"deleted {len(left)} topics an interrupted run left", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="bench-live-") as scratch:
         if rewards and not events:
             return {"latency": await latency(bootstrap, rewards, 200, Path(scratch))}
@@ -475,7 +501,10 @@ def _machine(drain: dict[str, Any]) -> list[str]:
         f"{drain['steal_share']:.1%} stolen by the hypervisor"
     ]
     if drain.get("broker_cpu_us_per_event") is not None:
-        lines.append(f"             broker : {drain['broker_cpu_us_per_event']} µs CPU per event")
+        lines.append(
+            f"             broker : {drain['broker_cpu_us_per_event']} µs CPU per event, "
+            f"{drain.get('broker_other_partitions', '?')} partitions of other topics held"
+        )
     if drain.get("records_per_event"):
         kinds = drain["records_per_event"]
         each = ", ".join(f"{kind} {n}" for kind, n in kinds.items())
