@@ -162,11 +162,12 @@ async def drain(
 
 
 async def partitions_held(bootstrap: str) -> int:
-    """How many partitions the broker holds, every topic's (Kafka's own included)."""
+    """How many partitions the broker holds, Kafka's own internal topics (`__*`) aside."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_kwargs())
     await admin.start()
     try:
-        described = await admin.describe_topics(await admin.list_topics())
+        names = [name for name in await admin.list_topics() if not name.startswith("__")]
+        described = await admin.describe_topics(names) if names else []
         return sum(len(topic["partitions"]) for topic in described)
     finally:
         await admin.close()
@@ -174,7 +175,8 @@ async def partitions_held(bootstrap: str) -> int:
 
 async def clear_scratch(bootstrap: str) -> list[str]:
     """Delete the scratch topics an interrupted run left (this benchmark's prefixes only):
-    left there, they would slow every run after it."""
+    left there, they would slow every run after it. Two runs never share a broker at once
+    (each would measure the other's load), so none of these belongs to a run going on."""
     return await delete_topics_with_prefix(bootstrap, "bench-live-", "bench-lat-")
 
 
@@ -341,8 +343,8 @@ async def latency(bootstrap: str, rewards: int, load_rate: int, folder: Path) ->
 
         # The background load is made and encoded before it starts: this process times the
         # rewards, and its own pauses would count as the worker's. Building the scenario in
-        # the loop held it 0.24 s, and the full collections over its events took 40-60 ms
-        # each, several during a measure (a probe of callbacks over 40 ms, both processes).
+        # the loop held it 0.24 s, and the full collections over its events took 40-70 ms
+        # each, several during a measure (a probe of callbacks over 20-40 ms, both processes).
         shape = ScenarioShape(leads=max(50, load_rate * 60), seed=11)
         background = [
             (topics.name(event.topic), codec.encode_record(event), event.key.encode())
