@@ -42,7 +42,11 @@ from streams.faults.processes import WorkerProcess
 from streams.kafka import broker
 from streams.kafka.broker import KAFKA_VERSION
 from streams.kafka.connection import client_kwargs
-from streams.kafka.topics import delete_app_topics, delete_topics_with_prefix
+from streams.kafka.topics import (
+    delete_app_topics,
+    delete_topics_with_prefix,
+    describe_partitions,
+)
 
 PARTITIONS = 8
 WARM_UP = 20  # rewards before the latency is timed
@@ -167,10 +171,9 @@ async def partitions_held(bootstrap: str) -> int:
     await admin.start()
     try:
         names = [name for name in await admin.list_topics() if not name.startswith("__")]
-        described = await admin.describe_topics(names) if names else []
-        return sum(len(topic["partitions"]) for topic in described)
     finally:
         await admin.close()
+    return sum((await describe_partitions(bootstrap, names, settle_s=0)).values()) if names else 0
 
 
 async def clear_scratch(bootstrap: str) -> list[str]:
