@@ -87,6 +87,7 @@ from streams.contracts import (
 )
 from streams.kafka import connection
 from streams.kafka.connection import client_kwargs
+from streams.kafka.fetch_sessions import install_fetch_sessions
 from streams.kafka.topics import TopicSpec
 from streams.rules import Programme, account_step, referee_step, referrer_step, route_of
 from streams.rules.model import (
@@ -245,6 +246,7 @@ class ReferralWorker:
         install_continuity()  # every agent goes through the continuity guard
         install_eager_delivery()
         install_inline_consumer()  # no thread of its own: one event loop, no lock hand-overs
+        install_fetch_sessions()  # a fetch names the partitions that moved, not all of them
         self._kafka_clients: tuple[Any, Any] | None = None
         # Every agent's first round asks for committed offsets at once: one pair of clients
         # for all of them (each made its own, and all but one were left unclosed)
