@@ -10,6 +10,8 @@ from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 
+from streams.kafka.fetch_sessions import FETCH_REQUESTS, SESSION_RESETS
+
 # Upper bounds (seconds) of the record-age histogram's buckets: a hop of a caught-up worker
 # takes milliseconds, a backlog seconds and more.
 AGE_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0, 30.0)
@@ -91,6 +93,21 @@ class Metrics:
             "Times Faust's fetch loop was found ended outside a stop and started again.",
         )
         lines.append(f"referral_fetch_restarts_total {self.fetch_restarts}")
+        by_label(
+            "referral_fetch_requests_total",
+            "kind",
+            FETCH_REQUESTS,
+            "Fetch requests sent, by kind (full: every partition named; incremental: only "
+            "what moved in a fetch session).",
+        )
+        by_label(
+            "referral_fetch_session_resets_total",
+            "reason",
+            SESSION_RESETS,
+            "Fetch sessions started again with a full fetch, by reason (error: unknown to the "
+            "broker; unanswered: a fetch failed or was cancelled; refused: the broker's "
+            "session cache is full).",
+        )
         by_label(
             "referral_rounds_total",
             "agent",

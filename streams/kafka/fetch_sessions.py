@@ -21,6 +21,7 @@ with a full request, which closes the old one.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,6 +37,13 @@ RACK_VERSION = 11  # v11 adds the consumer's rack
 INITIAL_EPOCH = 0  # a full request: opens a session (and closes the one named, if any)
 NO_SESSION = 0
 MAX_EPOCH = 2**31 - 1
+
+# What this process's fetches were, for /metrics: requests by kind ("full": every partition
+# named; "incremental": a session's changes), and sessions started again, by reason ("error":
+# the broker did not know the session or its epoch; "unanswered": a request failed or was
+# cancelled; "refused": the broker keeps no session for it, its cache being full).
+FETCH_REQUESTS = Counter[str]()
+SESSION_RESETS = Counter[str]()
 
 
 def next_epoch(epoch: int) -> int:
@@ -74,16 +82,19 @@ class FetchSession:
         `wanted`; the session then holds `wanted`."""
         full = self.epoch == INITIAL_EPOCH  # names every partition, forgets none
         changed, forgotten = session_changes({} if full else self.held, wanted)
+        FETCH_REQUESTS["full" if full else "incremental"] += 1
         self.held = wanted
         return self.session_id, self.epoch, changed, forgotten
 
     def answered(self, epoch: int, error_code: int, session_id: int) -> None:
         """The broker's answer to the request of `epoch`."""
         if error_code:  # an unknown session or an epoch out of step: start again
+            SESSION_RESETS["error"] += 1
             self.restart()
         elif epoch == INITIAL_EPOCH:
             self.session_id = session_id
             if session_id == NO_SESSION:  # the broker keeps none (its cache is full)
+                SESSION_RESETS["refused"] += 1
                 self.restart()
             else:
                 self.epoch = next_epoch(INITIAL_EPOCH)
@@ -111,6 +122,7 @@ class SessionFetchRequest(FetchRequest):  # type: ignore[misc]  # aiokafka is un
     def build(self, request_struct_class: Any) -> Any:
         version = request_struct_class.API_VERSION
         if version < FIRST_SESSION_VERSION:  # a broker older than sessions: a full fetch
+            FETCH_REQUESTS["full"] += 1
             return super().build(request_struct_class)
         wanted = {
             (topic, partition): (offset, max_bytes)
@@ -185,6 +197,7 @@ def install_fetch_sessions() -> None:
             response = await send(self, node_id, request, **kw)
         except BaseException:
             # Sent or not, answered or not (a cancelled fetch): the broker's epoch is unknown.
+            SESSION_RESETS["unanswered"] += 1
             request.session.restart()
             raise
         request.answered(response)

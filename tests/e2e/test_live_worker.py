@@ -10,6 +10,7 @@ replay must agree record for record.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import uuid
 from dataclasses import replace
@@ -302,6 +303,12 @@ async def test_every_rule_through_kafka_equals_the_replay(
         assert 'referral_dead_letters_total{reason="JournalError"} 3' in metrics
         assert 'referral_dead_letters_total{reason="PackError"} 1' in metrics
         assert "referral_rewards_granted_total" in metrics
+        # its consumer fetches in a session: incremental fetches, after the first full ones
+        incremental = re.search(
+            r'referral_fetch_requests_total\{kind="incremental"\} (\d+)', metrics
+        )
+        assert incremental is not None
+        assert int(incremental.group(1)) > 0
         assert "@" not in json.dumps(story) + json.dumps(capped)
     finally:
         worker.stop()

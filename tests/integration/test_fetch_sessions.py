@@ -12,7 +12,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.client import AIOKafkaClient
 from aiokafka.consumer.fetcher import Fetcher
 
-from streams.kafka.fetch_sessions import FetchSession, SessionFetchRequest, install_fetch_sessions
+from streams.kafka.fetch_sessions import (
+    FETCH_REQUESTS,
+    SESSION_RESETS,
+    FetchSession,
+    SessionFetchRequest,
+    install_fetch_sessions,
+)
 from streams.kafka.topics import TopicSpec, ensure_topics
 
 pytestmark = pytest.mark.integration
@@ -75,6 +81,7 @@ async def test_r13_a_consumer_in_fetch_sessions_reads_every_record_once(
         sent[tp] += count
         return values
 
+    incremental_before = FETCH_REQUESTS["incremental"]
     try:
         # One partition at a time, so most fetches find records on a few partitions only
         produced = {tp: await produce(tp, PER_PARTITION) for tp in tps}
@@ -89,6 +96,7 @@ async def test_r13_a_consumer_in_fetch_sessions_reads_every_record_once(
         incremental = [named for epoch, named in built if epoch > 0]
         assert incremental
         assert min(incremental) < len(tps)
+        assert FETCH_REQUESTS["incremental"] - incremental_before == len(incremental)
 
         # A seek back: the partition is named again at its new offset, and read again
         first = tps[0]
@@ -107,11 +115,13 @@ async def test_r13_a_consumer_in_fetch_sessions_reads_every_record_once(
 
         # A session the broker does not know: an error, then a new session, nothing lost
         forgotten_id = session.session_id
+        errors_before = SESSION_RESETS["error"]
         session.session_id = forgotten_id + 100_000
         last = tps[7]
         after = await produce(last, 6)
         assert dict(await read(consumer, 6)) == {last: after}
         assert any(answers)
+        assert SESSION_RESETS["error"] > errors_before  # counted for /metrics
         assert session.session_id not in (0, forgotten_id + 100_000)
     finally:
         await consumer.stop()

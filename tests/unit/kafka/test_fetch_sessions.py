@@ -7,8 +7,10 @@ from __future__ import annotations
 from aiokafka.protocol.fetch import FetchRequest, FetchRequest_v4, FetchRequest_v7, FetchRequest_v11
 
 from streams.kafka.fetch_sessions import (
+    FETCH_REQUESTS,
     INITIAL_EPOCH,
     MAX_EPOCH,
+    SESSION_RESETS,
     FetchSession,
     SessionFetchRequest,
     next_epoch,
@@ -104,3 +106,18 @@ def test_r13_older_request_versions_keep_their_layout() -> None:
     v4 = SessionFetchRequest(plain, asked(("a", 0, 5))).build(FetchRequest_v4)
     assert v4.topics == [("a", [(0, 5, MB)])]  # no sessions before v7: a full fetch
     assert plain.held == {}
+
+
+def test_r13_requests_and_resets_are_counted_for_the_metrics() -> None:
+    requests, resets = dict(FETCH_REQUESTS), dict(SESSION_RESETS)
+    session = FetchSession()
+    session.request({("a", 0): (1, MB)})
+    session.answered(INITIAL_EPOCH, 0, 0)  # refused
+    session.request({("a", 0): (1, MB)})
+    session.answered(INITIAL_EPOCH, 0, 42)
+    session.request({("a", 0): (2, MB)})
+    session.answered(1, 70, 0)  # FETCH_SESSION_ID_NOT_FOUND
+    assert FETCH_REQUESTS["full"] - requests.get("full", 0) == 2
+    assert FETCH_REQUESTS["incremental"] - requests.get("incremental", 0) == 1
+    assert SESSION_RESETS["refused"] - resets.get("refused", 0) == 1
+    assert SESSION_RESETS["error"] - resets.get("error", 0) == 1
