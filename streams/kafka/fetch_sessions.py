@@ -22,18 +22,17 @@ with a full request, which closes the old one.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
 
 from aiokafka.client import AIOKafkaClient
 from aiokafka.consumer.fetcher import Fetcher
 from aiokafka.protocol.fetch import FetchRequest
 
+T = TypeVar("T")
 # A partition as a session holds it: (topic, partition) -> (fetch offset, max bytes)
 Partitions = dict[tuple[str, int], tuple[int, int]]
 FIRST_SESSION_VERSION = 7  # FetchRequest v7 brought sessions
-LEADER_EPOCH_VERSION = 9  # v9 adds each partition's current leader epoch
-RACK_VERSION = 11  # v11 adds the consumer's rack
 INITIAL_EPOCH = 0  # a full request: opens a session (and closes the one named, if any)
 NO_SESSION = 0
 MAX_EPOCH = 2**31 - 1
@@ -59,6 +58,14 @@ def session_changes(
     changed = {tp: part for tp, part in wanted.items() if held.get(tp) != part}
     forgotten = [tp for tp in held if tp not in wanted]
     return changed, forgotten
+
+
+def by_topic(items: Iterable[tuple[tuple[str, int], T]]) -> list[tuple[str, list[T]]]:
+    """((topic, partition), item) pairs as a request lists them: per topic, in order."""
+    topics: dict[str, list[T]] = {}
+    for (topic, _), item in items:
+        topics.setdefault(topic, []).append(item)
+    return list(topics.items())
 
 
 class FetchSession:
@@ -120,8 +127,7 @@ class SessionFetchRequest(FetchRequest):  # type: ignore[misc]  # aiokafka is un
         self.epoch: int | None = None  # of the session, once encoded
 
     def build(self, request_struct_class: Any) -> Any:
-        version = request_struct_class.API_VERSION
-        if version < FIRST_SESSION_VERSION:  # a broker older than sessions: a full fetch
+        if request_struct_class.API_VERSION < FIRST_SESSION_VERSION:  # no sessions: in full
             FETCH_REQUESTS["full"] += 1
             return super().build(request_struct_class)
         wanted = {
@@ -130,32 +136,20 @@ class SessionFetchRequest(FetchRequest):  # type: ignore[misc]  # aiokafka is un
             for partition, offset, max_bytes in partitions
         }
         session_id, self.epoch, changed, forgotten = self.session.request(wanted)
-        by_topic: dict[str, list[tuple[int, ...]]] = {}
-        with_epoch = version >= LEADER_EPOCH_VERSION
-        for (topic, partition), (offset, max_bytes) in changed.items():
-            # -1: the leader epoch is not known; -1: log start offset, a consumer has none
-            by_topic.setdefault(topic, []).append(
-                (partition, -1, offset, -1, max_bytes)
-                if with_epoch
-                else (partition, offset, -1, max_bytes)
-            )
-        gone: dict[str, list[int]] = {}
-        for topic, partition in forgotten:
-            gone.setdefault(topic, []).append(partition)
-        args: list[object] = [
-            -1,  # replica_id: a consumer
+        named = FetchRequest(
             self._max_wait_ms,
             self._min_bytes,
             self._max_bytes,
             self._isolation_level,
-            session_id,
-            self.epoch,
-            list(by_topic.items()),
-            list(gone.items()),
-        ]
-        if version >= RACK_VERSION:
-            args.append(self._rack_id)
-        return request_struct_class(*args)
+            by_topic((tp, (tp[1], *part)) for tp, part in changed.items()),
+            self._rack_id,
+        )
+        # aiokafka lays each partition out for the version; the session's fields are ours
+        struct = named.build(request_struct_class)
+        struct.session_id = session_id
+        struct.session_epoch = self.epoch
+        struct.forgotten_topics_data = by_topic((tp, tp[1]) for tp in forgotten)
+        return struct
 
     def answered(self, response: Any) -> None:
         """Keeps the session in step with the broker's `response`."""
